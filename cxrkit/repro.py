@@ -1,0 +1,220 @@
+"""Reproducibility: one seed per run, an environment report, and the run record every notebook writes.
+
+Taught in notebook 00 (setup); every notebook's first cell ends with :func:`environment_report`
+and its last cells call :meth:`RunRecord.save`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrkit import __version__
+from cxrkit.paths import REPO_ROOT
+
+#: Environment variable the runner sets so every notebook of one run writes into one folder.
+RUN_DIR_ENV = "CXRKIT_RUN_DIR"
+
+
+def seed_everything(seed: int, *, threads: int | None = None, deterministic: bool = True) -> dict[str, Any]:
+    """Seed python, numpy and torch, ask torch for deterministic algorithms, and fix the thread count (notebook 00).
+
+    Same machine + same seed + same thread count → the same numbers. Returns what was set, for the run record.
+    """
+    import torch
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)  # affects subprocesses (data-loader workers), not this one
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    if deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic; harmless elsewhere.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return {"seed": seed, "threads": torch.get_num_threads(), "deterministic": deterministic}
+
+
+def rng(seed: int, *stream: int | str) -> np.random.Generator:
+    """Return a numpy Generator for ``seed`` and a named sub-stream, independent of call order (notebook 00)."""
+    words = [int(seed)] + [s if isinstance(s, int) else int.from_bytes(str(s).encode()[:8].ljust(8, b"\0"), "little")
+                           for s in stream]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def git_commit(root: Path = REPO_ROOT) -> str | None:
+    """Return the repository's HEAD commit (with ``+dirty`` when the tree has changes), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_description() -> dict[str, str]:
+    """Describe the accelerator torch will use: CUDA (with the GPU's name), MPS, or CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"device": "cuda", "device_name": torch.cuda.get_device_name(0)}
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return {"device": "mps", "device_name": "Apple Metal (MPS)"}
+    return {"device": "cpu", "device_name": platform.processor() or platform.machine()}
+
+
+@dataclass
+class EnvironmentReport:
+    """What a run ran on; prints as a short table in the first cell of every notebook (notebook 00)."""
+
+    facts: dict[str, Any]
+
+    def __str__(self) -> str:
+        width = max(len(k) for k in self.facts)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.facts.items())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython display
+        p.text(str(self))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the facts as a plain dict (what the run record stores)."""
+        return dict(self.facts)
+
+
+def environment_report() -> EnvironmentReport:
+    """Report python, torch, device (CUDA, MPS or CPU), threads, cxrkit version and git commit (notebook 00)."""
+    import torch
+
+    facts: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        **device_description(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cxrkit": __version__,
+        "git_commit": git_commit() or "unknown",
+    }
+    return EnvironmentReport(facts)
+
+
+def run_dir() -> Path:
+    """Return this run's folder: ``$CXRKIT_RUN_DIR`` (set by ``cxrkit run``) or ``runs/interactive``."""
+    path = Path(os.environ.get(RUN_DIR_ENV) or REPO_ROOT / "runs" / "interactive")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy/torch scalars and non-finite floats into JSON-safe values."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # torch / numpy 0-d
+        return _jsonable(value.item())
+    return value
+
+
+@dataclass
+class RunRecord:
+    """Parameters, seed, environment, named metrics and figures of one notebook run, saved as JSON (notebook 00)."""
+
+    notebook: str
+    params: dict[str, Any]
+    seed: int | None = None
+    folder: Path = field(default_factory=run_dir)
+    environment: dict[str, Any] = field(default_factory=lambda: environment_report().as_dict())
+    metrics: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def path(self) -> Path:
+        """The JSON file this record is saved to: ``<run folder>/<notebook>.record.json``."""
+        return self.folder / f"{self.notebook}.record.json"
+
+    def metric(self, name: str, value: Any) -> Any:
+        """Record one named metric (a number, or text such as a method's name) and return it."""
+        if not name or not name.replace("_", "").isalnum():
+            raise ValueError(f"metric names are identifiers like 'image_test_macro_auroc', got {name!r}")
+        self.metrics[name] = _jsonable(value)
+        return value
+
+    def figure(self, name: str, fig: Any) -> Path:
+        """Save a plotly figure as JSON beside the record and remember its path."""
+        import plotly.io as pio
+
+        out = self.folder / "figures" / f"{self.notebook}-{name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(pio.to_json(fig))
+        self.figures[name] = str(out.relative_to(self.folder))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the record as the JSON-ready dict that :meth:`save` writes."""
+        return _jsonable({
+            "notebook": self.notebook,
+            "params": self.params,
+            "seed": self.seed if self.seed is not None else self.params.get("seed"),
+            "environment": self.environment,
+            "metrics": self.metrics,
+            "figures": self.figures,
+            "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - self.started, 3),
+            "argv": sys.argv[:1],
+        })
+
+    def save(self) -> Path:
+        """Write the record atomically to :attr:`path` and return that path."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=False))
+        os.replace(tmp, self.path)
+        return self.path
+
+
+def start_run(notebook: str, params: dict[str, Any]) -> RunRecord:
+    """Seed everything from ``params['seed']`` and open this notebook's run record (called once per notebook)."""
+    seed = int(params.get("seed", 0))
+    seed_everything(seed)
+    return RunRecord(notebook=notebook, params=dict(params), seed=seed)
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Read a saved run record."""
+    return json.loads(Path(path).read_text())
