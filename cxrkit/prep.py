@@ -1,0 +1,223 @@
+"""Data preparation: frontal views, patient-disjoint splits, the image cache — and ``cxrkit prep`` / ``cxrkit label``.
+
+The steps notebook 01 walks through one by one; :func:`prepare` runs them all for notebooks 02+,
+reusing what is on disk and rebuilding what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cxrkit.cache import ImageCache, build_image_cache
+from cxrkit.labels import CHEXPERT_LABELS, SPLITS
+from cxrkit.paths import artifact_dir
+from cxrkit.repro import rng
+
+#: Patient fractions for train / validate / test when a dataset has no official split.
+DEFAULT_FRACTIONS: tuple[float, float, float] = (0.65, 0.15, 0.20)
+FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP")
+
+
+class SplitLeakError(AssertionError):
+    """A patient appears in more than one split."""
+
+
+def frontal_only(table: pd.DataFrame, views: Sequence[str] = FRONTAL_VIEWS) -> pd.DataFrame:
+    """Keep the frontal films (PA and AP); laterals and unknown views are dropped (notebook 01)."""
+    keep = table["view"].astype("string").str.upper().isin([v.upper() for v in views])
+    return table[keep.fillna(False).to_numpy()].reset_index(drop=True)
+
+
+def patient_split(table: pd.DataFrame, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                  group: str = "subject_id") -> pd.Series:
+    """Assign train/validate/test by patient, seeded; rows with an official ``split`` keep it (notebook 01).
+
+    Patients are shuffled with the seed and cut by the fractions, so every film of a patient lands in
+    the same split. Returns the new ``split`` column.
+    """
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    split = table["split"].astype(object).where(table["split"].notna(), None) if "split" in table else \
+        pd.Series([None] * len(table), index=table.index, dtype=object)
+    official = split.notna()
+    taken = set(table.loc[official, group].astype(str))
+    free = sorted(set(table.loc[~official, group].astype(str)) - taken)
+    order = rng(seed, "patient_split").permutation(len(free))
+    cuts = np.floor(np.cumsum(fractions)[:2] * len(free)).astype(int)
+    names = np.empty(len(free), dtype=object)
+    names[order[:cuts[0]]], names[order[cuts[0]:cuts[1]]], names[order[cuts[1]:]] = SPLITS
+    assigned = dict(zip(free, names))
+    patients = table[group].astype(str)
+    return split.where(official, patients.map(assigned)).rename("split")
+
+
+def image_split(table: pd.DataFrame, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> pd.Series:
+    """The *wrong* way, for the leakage demonstration: assign splits per image, ignoring patients (notebook 01)."""
+    tmp = table.assign(_image=np.arange(len(table)).astype(str), split=None)
+    return patient_split(tmp, seed, fractions, group="_image")
+
+
+def patients_in_several_splits(table: pd.DataFrame, group: str = "subject_id") -> pd.Series:
+    """Return the patients whose films fall in more than one split (empty when the split is patient-disjoint)."""
+    n = table.groupby(table[group].astype(str))["split"].nunique()
+    return n[n > 1]
+
+
+def assert_patient_disjoint(table: pd.DataFrame, group: str = "subject_id") -> None:
+    """Raise :class:`SplitLeakError` naming the patients that cross splits (notebook 01)."""
+    leaks = patients_in_several_splits(table, group)
+    if len(leaks):
+        raise SplitLeakError(f"{len(leaks)} patient(s) appear in more than one split, e.g. {list(leaks.index[:5])}")
+
+
+@dataclass
+class Prepared:
+    """A prepared dataset: the study table (with ``split`` and ``cache_row``), the uint8 films and the quarantine."""
+
+    folder: Path
+    table: pd.DataFrame
+    cache: ImageCache
+
+    @property
+    def images(self) -> np.ndarray:
+        """All cached films, uint8 N×S×S; ``table.cache_row`` indexes into it."""
+        return self.cache.images
+
+    def subset(self, split: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """Return the rows of one split and their films."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        rows = self.table[self.table["split"] == split].reset_index(drop=True)
+        return rows, self.images[rows["cache_row"].to_numpy()]
+
+    def labels(self, rows: pd.DataFrame, labels: Sequence[str] = CHEXPERT_LABELS) -> np.ndarray:
+        """Return the label matrix (1/0/-1/NaN) of ``rows`` as float32, columns in the order of ``labels``."""
+        return rows[list(labels)].to_numpy(dtype=np.float32)
+
+
+def resolve_dataset(params: dict[str, Any]) -> tuple[str, Path]:
+    """Return the dataset name and root for a profile: the generated cohort when the dataset is synthetic and no root is given."""
+    dataset, root = params.get("dataset", "synthetic"), params.get("data_root")
+    if dataset == "synthetic" and root is None:
+        from cxrkit.synth import cohort_for_profile
+
+        return dataset, Path(cohort_for_profile(params))
+    if root is None:
+        from cxrkit.datasets import resolve_root
+
+        return dataset, Path(resolve_root(dataset, None))
+    return dataset, Path(root)
+
+
+def prepare_table(table: pd.DataFrame, *, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                  frontal: bool = True) -> pd.DataFrame:
+    """Frontal filter + patient split + the disjointness assertion, in one step (notebook 01)."""
+    if frontal:
+        table = frontal_only(table)
+    table = table.assign(split=patient_split(table, seed, fractions))
+    assert_patient_disjoint(table)
+    return table
+
+
+def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None,
+            progress: bool = True, table: pd.DataFrame | None = None) -> Prepared:
+    """Study table → frontal films → patient split → image cache, keyed by the parameters; what notebooks 02+ call.
+
+    Writes ``studies.csv`` (the prepared table), ``splits.csv`` and ``quarantine.csv`` beside the cache.
+    """
+    from cxrkit.datasets import load_study_table
+
+    dataset, root = resolve_dataset(params)
+    size, seed = int(params.get("image_size", 128)), int(params.get("seed", 0))
+    key = {"dataset": dataset, "root": str(root.resolve()), "size": size, "seed": seed,
+           "fractions": list(DEFAULT_FRACTIONS)}
+    folder = Path(out) if out is not None else artifact_dir("prepared", key)
+    if table is None:
+        table = load_study_table(dataset, root)
+    table = prepare_table(table, seed=seed)
+    cache = build_image_cache(table, folder / "cache", size=size, workers=workers, progress=progress, params=key)
+    bad = set(cache.quarantine["image_id"].astype(str))
+    table = table[~table["image_id"].astype(str).isin(bad)].reset_index(drop=True)
+    table["cache_row"] = cache.rows_for(table["image_id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "studies.csv", index=False)
+    table[["dataset", "subject_id", "study_id", "image_id", "split"]].to_csv(folder / "splits.csv", index=False)
+    cache.quarantine.to_csv(folder / "quarantine.csv", index=False)
+    return Prepared(folder=folder, table=table, cache=cache)
+
+
+# ---------------------------------------------------------------------------------------- command line
+def _cmd_prep(args: argparse.Namespace) -> int:
+    from cxrkit.profiles import get_profile
+
+    params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size, seed=args.seed)
+    prepared = prepare(params, out=args.out, workers=args.workers)
+    counts = prepared.table["split"].value_counts().reindex(list(SPLITS)).fillna(0).astype(int)
+    print(f"prepared {len(prepared.table)} frontal films from {args.dataset} into {args.out}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + f"; {len(prepared.cache.quarantine)} quarantined ({Path(args.out) / 'quarantine.csv'})")
+    return 0
+
+
+def _report_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in {".txt", ".xml"})
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"no such report file or folder: {p}")
+    return files
+
+
+def label_files(paths: Sequence[str | Path], progress: bool = True) -> pd.DataFrame:
+    """Label MIMIC-style ``.txt`` and Open-i ``.xml`` reports: one row per report, ``report_id`` + the 14 observations."""
+    from cxrkit.errors import ReportParseError
+    from cxrkit.io.reports import labeling_text, parse_openi_xml, read_mimic_report
+    from cxrkit.labeler import label_reports
+
+    ids, texts = [], []
+    for f in _report_files([str(p) for p in paths]):
+        try:
+            if f.suffix.lower() == ".xml":
+                report = parse_openi_xml(f)
+                ids.append(report.uid)
+                texts.append(report.sections.get("impression") or report.sections.get("findings") or "")
+            else:
+                ids.append(f.stem)
+                texts.append(labeling_text(read_mimic_report(f)))
+        except ReportParseError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+    labels = label_reports(texts, progress=progress)
+    return pd.concat([pd.DataFrame({"report_id": ids}), labels.reset_index(drop=True)], axis=1)
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    table = label_files(args.paths)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(f"labelled {len(table)} reports into {args.out}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``cxrkit prep`` and ``cxrkit label`` to the command line."""
+    p = subparsers.add_parser("prep", help="study table + splits + image cache of a dataset")
+    p.add_argument("--dataset", required=True, help="dataset name, e.g. synthetic, mimic-cxr-jpg, iu-xray")
+    p.add_argument("--root", required=True, help="the dataset's folder")
+    p.add_argument("--out", required=True, help="output folder (studies.csv, cache/, quarantine.csv)")
+    p.add_argument("--size", type=int, default=128, help="cached film size in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=_cmd_prep)
+    q = subparsers.add_parser("label", help="label report files (.txt, .xml) with the rule labeler")
+    q.add_argument("paths", nargs="+", help="report files or folders")
+    q.add_argument("--out", required=True, help="CSV to write: report_id + the 14 observations")
+    q.set_defaults(func=_cmd_label)
