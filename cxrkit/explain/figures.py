@@ -1,0 +1,115 @@
+"""Plotly overlays of attribution maps on films, with localized regions as shapes and the truth as a contour.
+
+Taught in notebook 05 (saliency) and reused in notebook 06.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from .localize import Regions
+from .truth import Truth, as_map, as_truth_mask
+
+
+def _array(x: object) -> np.ndarray:
+    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+
+
+def _per_film(value: object, n: int, what: str) -> list:
+    """Split a per-film argument: one value for a single film, or None / a sequence of ``n`` values."""
+    if n == 1:
+        if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (Regions, Mapping)):
+            return list(value)
+        return [value]
+    if value is None:
+        return [None] * n
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) == n:
+        return list(value)
+    raise ValueError(f"{what} must be None or given once per film: a list of {n}, got {type(value).__name__}")
+
+
+def _regions_for(entry: object, method: str) -> Regions | None:
+    if isinstance(entry, Mapping):
+        return entry.get(method)
+    return entry  # type: ignore[return-value]
+
+
+def overlay_figure(
+    image: object,
+    attr_maps: Mapping[str, object],
+    regions: object = None,
+    truth_mask: object = None,
+    *,
+    source_shape: Sequence[int] | None = None,
+    opacity: float = 0.55,
+    cell_px: int = 260,
+    title: str | None = None,
+) -> go.Figure:
+    """Return a film × method grid: each film alone, then each method's map over it, regions as circles/boxes and the truth as a contour (notebook 05).
+
+    ``image`` is ``(H, W)`` or ``(N, H, W)``; each map is ``(h, w)`` or ``(N, h, w)`` (stretched over the film);
+    ``regions`` is a :class:`Regions`, a ``{method: Regions}`` dict, or a list of those per film;
+    ``truth_mask`` is a mask or box(es) (see :func:`cxrkit.explain.truth.as_truth_mask`), or a list per film.
+    """
+    films = _array(image)
+    films = films[None] if films.ndim == 2 else films
+    if films.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (N, H, W); got shape {films.shape}")
+    n, (h, w) = len(films), films.shape[1:]
+    if not attr_maps:
+        raise ValueError("attr_maps is empty: give at least one {method: map}")
+    maps = {}
+    for method, m in attr_maps.items():
+        arr = _array(m)
+        arr = arr[None] if arr.ndim == 2 else arr
+        if arr.ndim != 3 or len(arr) != n:
+            raise ValueError(f"map {method!r} has shape {np.shape(m)}; expected (h, w) or ({n}, h, w)")
+        maps[method] = [as_map(a) for a in arr]
+    region_list = _per_film(regions, n, "regions")
+    truth_list: list[Truth] = _per_film(truth_mask, n, "truth_mask")
+
+    methods = list(maps)
+    titles = [t for i in range(n) for t in (f"film {i}" if n > 1 else "film", *methods)]
+    fig = make_subplots(rows=n, cols=1 + len(methods), subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.04)
+    for i in range(n):
+        truth = as_truth_mask(truth_list[i], (h, w), source_shape) if truth_list[i] is not None else None
+        for j, method in enumerate([None, *methods]):
+            row, col = i + 1, j + 1
+            fig.add_trace(go.Heatmap(z=films[i], colorscale="gray", showscale=False, hoverinfo="skip"), row=row, col=col)
+            if method is not None:
+                a = maps[method][i]
+                sy, sx = h / a.shape[0], w / a.shape[1]
+                top = float(np.abs(a).max()) or 1.0
+                signed = bool((a < 0).any())
+                fig.add_trace(go.Heatmap(
+                    z=a / top, x0=0.5 * sx - 0.5, dx=sx, y0=0.5 * sy - 0.5, dy=sy, opacity=opacity, showscale=False,
+                    colorscale="RdBu_r" if signed else "Hot", zmin=-1.0 if signed else 0.0, zmax=1.0,
+                    name=method, hovertemplate=f"{method}: %{{z:.2f}}<extra></extra>",
+                ), row=row, col=col)
+                found = _regions_for(region_list[i], method)
+                if found is not None and len(found):
+                    g = found.geometry((h, w))
+                    for _, r in g.iterrows():
+                        if found.shape == "circle":
+                            box = dict(x0=r.cx - r.rx, y0=r.cy - r.ry, x1=r.cx + r.rx, y1=r.cy + r.ry)
+                        else:
+                            box = dict(x0=r.left, y0=r.top, x1=r.right, y1=r.bottom)
+                        fig.add_shape(type="circle" if found.shape == "circle" else "rect", **box,
+                                      line={"color": "cyan", "width": 2}, row=row, col=col)
+            if truth is not None and truth.any():
+                fig.add_trace(go.Contour(
+                    z=truth.astype(float), autocontour=False, showscale=False, hoverinfo="skip",
+                    contours={"start": 0.5, "end": 0.5, "size": 0.5, "coloring": "lines", "showlabels": False},
+                    line={"color": "lime", "width": 2}, name="truth",
+                ), row=row, col=col)
+    for k in range(1, n * (1 + len(methods)) + 1):
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"yaxis{suffix}"].update(autorange="reversed", scaleanchor=f"x{suffix}", visible=False)
+        fig.layout[f"xaxis{suffix}"].update(visible=False, constrain="domain")
+    fig.update_layout(title=title, showlegend=False, height=cell_px * n + 60, width=cell_px * (1 + len(methods)),
+                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig

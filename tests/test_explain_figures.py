@@ -1,0 +1,46 @@
+"""Overlay figures: one panel per film × method, regions as shapes, the truth as a contour."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import plotly.graph_objects as go
+
+from cxrkit.explain import localize, overlay_figure
+
+
+def _case():
+    yy, xx = np.mgrid[:32, :32]
+    attr = np.exp(-((yy - 10) ** 2 + (xx - 20) ** 2) / 18.0) + 0.6 * np.exp(-((yy - 24) ** 2 + (xx - 6) ** 2) / 18.0)
+    image = np.kron(np.random.default_rng(0).random((32, 32)), np.ones((2, 2)))  # the film at 64x64
+    truth = np.zeros((64, 64), bool)
+    truth[14:26, 34:46] = True
+    return image, attr, truth
+
+
+def test_overlay_single_film():
+    image, attr, truth = _case()
+    regions = localize(attr, threshold=0.5, padding=1.0)
+    assert len(regions) == 2
+    fig = overlay_figure(image, {"ig": attr, "gradient": -attr}, regions={"ig": regions}, truth_mask=truth)
+    assert isinstance(fig, go.Figure)
+    assert [a.text for a in fig.layout.annotations] == ["film", "ig", "gradient"]
+    assert len(fig.layout.shapes) == 2 and all(s.type == "circle" for s in fig.layout.shapes)
+    contours = [t for t in fig.data if isinstance(t, go.Contour)]
+    assert len(contours) == 3  # the truth outline on every panel
+    overlays = [t for t in fig.data if isinstance(t, go.Heatmap) and t.name in ("ig", "gradient")]
+    assert [o.dx for o in overlays] == [2.0, 2.0]  # the 32x32 map stretched over the 64x64 film
+    # shapes are in film pixels: the strong blob's centre (20, 10) lands at (40.5, 20.5)
+    s = fig.layout.shapes[0]
+    assert (s.x0 + s.x1) / 2 == pytest.approx(40.5, abs=1.5) and (s.y0 + s.y1) / 2 == pytest.approx(20.5, abs=1.5)
+
+
+def test_overlay_film_grid_with_boxes():
+    image, attr, truth = _case()
+    boxes = localize(attr, threshold=0.5, shape="box")
+    fig = overlay_figure(np.stack([image, image]), {"ig": np.stack([attr, attr])}, regions=[boxes, None], truth_mask=[truth, None])
+    assert len(fig.layout.annotations) == 4
+    assert len(fig.layout.shapes) == len(boxes) and all(s.type == "rect" for s in fig.layout.shapes)
+    with pytest.raises(ValueError, match="given once per film"):
+        overlay_figure(np.stack([image, image]), {"ig": np.stack([attr, attr])}, regions=boxes)
+    with pytest.raises(ValueError, match="'ig'"):
+        overlay_figure(np.stack([image, image]), {"ig": attr})
