@@ -1,0 +1,314 @@
+"""Image models: a small CPU-friendly CNN and torchvision VGG16 / ResNet-18 / DenseNet-121 adapted to
+one-channel chest X-rays and K independent sigmoid outputs (one logit per label, never a softmax).
+
+Every model here shares a small interface the rest of the kit relies on:
+
+* ``model(x)`` maps a ``B×C×H×W`` float batch to ``B×K`` logits;
+* ``model.embed(x)`` returns the pooled ``B×D`` embedding (``model.embedding_dim`` = D) — fusion uses it;
+* ``model.last_conv`` is the layer whose output is the last convolutional feature map — Grad-CAM uses it;
+* no module works in place, so captum's hooks see every activation unmodified.
+
+Pretrained weights load only from a local file (:func:`load_weights`); nothing is ever downloaded.
+Taught in notebook 02 (image CNN).
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import densenet as tv_densenet
+from torchvision.models import resnet as tv_resnet
+from torchvision.models import vgg as tv_vgg
+
+from ..errors import CxrkitError
+
+__all__ = [
+    "IMAGE_MODELS",
+    "SmallCNN",
+    "VGG16",
+    "ResNet18",
+    "DenseNet121",
+    "WeightsMismatchError",
+    "build_image_model",
+    "load_weights",
+    "disable_inplace",
+]
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """Return one convolution → batch norm → ReLU block, the unit :class:`SmallCNN` is built from (notebook 02)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
+
+
+class SmallCNN(nn.Module):
+    """A five-block CNN that trains on a laptop CPU in minutes at 128×128 (notebook 02).
+
+    The stem is strided (a 5×5 convolution with stride 2), because full-resolution early
+    convolutions dominate the cost on a CPU. Two more stride-2 blocks bring a 128×128 input to
+    16×16, where two more blocks widen the features; the last one (``last_conv``) keeps a 16×16
+    map so Grad-CAM stays usefully sharp. Global average pooling, dropout and one linear layer
+    give one logit per label.
+    """
+
+    first_conv_key = "stem.0.weight"
+    head_prefix = "head."
+
+    def __init__(self, in_channels: int = 1, num_outputs: int = 14, width: int = 32, dropout: float = 0.2):
+        super().__init__()
+        if num_outputs < 1 or width < 1 or in_channels < 1:
+            raise ValueError(f"SmallCNN needs positive sizes, got in_channels={in_channels}, "
+                             f"num_outputs={num_outputs}, width={width}")
+        w = width
+        self.stem = conv_bn_relu(in_channels, w, kernel=5, stride=2)  # H/2
+        self.blocks = nn.Sequential(
+            conv_bn_relu(w, w, stride=2),  # H/4
+            conv_bn_relu(w, 2 * w, stride=2),  # H/8
+            conv_bn_relu(2 * w, 4 * w),
+            conv_bn_relu(4 * w, 4 * w),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(4 * w, num_outputs)
+        self.embedding_dim = 4 * w
+
+    @property
+    def last_conv(self) -> nn.Module:
+        """The last conv-BN-ReLU block (its output is the map Grad-CAM weighs)."""
+        return self.blocks[-1]
+
+    def features(self, x: Tensor) -> Tensor:
+        """Return the pooled ``B×embedding_dim`` embedding, before dropout and the head."""
+        return self.blocks(self.stem(x)).mean(dim=(2, 3))
+
+    embed = features  # the name every image model in the kit shares
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def _fresh_first_conv(old: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    conv = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+class _BasicBlock(tv_resnet.BasicBlock):
+    """torchvision's residual block without its in-place ``out += identity`` and with one ReLU per use."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.relu_out = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu_out(out + identity)
+
+
+class ResNet18(tv_resnet.ResNet):
+    """torchvision's ResNet-18 with a ``in_channels``-channel stem and ``num_outputs`` logits (notebook 02)."""
+
+    first_conv_key = "conv1.weight"
+    head_prefix = "fc."
+    embedding_dim = 512
+
+    def __init__(self, in_channels: int = 1, num_outputs: int = 14):
+        super().__init__(_BasicBlock, [2, 2, 2, 2], num_classes=num_outputs)
+        self.conv1 = _fresh_first_conv(self.conv1, in_channels)
+
+    @property
+    def last_conv(self) -> nn.Module:
+        return self.layer4
+
+    def embed(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.embed(x))
+
+
+class DenseNet121(tv_densenet.DenseNet):
+    """torchvision's DenseNet-121 with a ``in_channels``-channel stem, ``num_outputs`` logits, and its final
+    functional in-place ReLU replaced by a module, so hooks on ``features`` see an unmodified output (notebook 02)."""
+
+    first_conv_key = "features.conv0.weight"
+    head_prefix = "classifier."
+
+    def __init__(self, in_channels: int = 1, num_outputs: int = 14):
+        super().__init__(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, num_classes=num_outputs)
+        self.features.conv0 = _fresh_first_conv(self.features.conv0, in_channels)
+        self.final_relu = nn.ReLU()
+        self.embedding_dim = self.classifier.in_features
+
+    @property
+    def last_conv(self) -> nn.Module:
+        return self.final_relu
+
+    def embed(self, x: Tensor) -> Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.final_relu(self.features(x)), 1), 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.embed(x))
+
+
+class VGG16(tv_vgg.VGG):
+    """torchvision's VGG16 (configuration D, no batch norm) with a ``in_channels``-channel first
+    convolution and ``num_outputs`` logits (notebook 02)."""
+
+    first_conv_key = "features.0.weight"
+    head_prefix = "classifier.6."
+    embedding_dim = 4096
+
+    def __init__(self, in_channels: int = 1, num_outputs: int = 14, dropout: float = 0.5):
+        super().__init__(tv_vgg.make_layers(tv_vgg.cfgs["D"], batch_norm=False), num_classes=num_outputs, dropout=dropout)
+        self.features[0] = _fresh_first_conv(self.features[0], in_channels)
+        self._last_relu = max(i for i, m in enumerate(self.features) if isinstance(m, nn.ReLU))
+
+    @property
+    def last_conv(self) -> nn.Module:
+        return self.features[self._last_relu]
+
+    def embed(self, x: Tensor) -> Tensor:
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return self.classifier[:-1](x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier[-1](self.embed(x))
+
+
+#: The names :func:`build_image_model` accepts, and the classes they build.
+IMAGE_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "small_cnn": SmallCNN,
+    "vgg16": VGG16,
+    "resnet18": ResNet18,
+    "densenet121": DenseNet121,
+}
+
+
+def disable_inplace(model: nn.Module) -> nn.Module:
+    """Switch every module's ``inplace`` flag off (ReLU, Dropout, …) so attribution hooks see true activations (notebook 02)."""
+    for module in model.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False
+    return model
+
+
+def build_image_model(
+    name: str,
+    num_outputs: int,
+    *,
+    weights_path: str | Path | None = None,
+    in_channels: int = 1,
+    **options: Any,
+) -> nn.Module:
+    """Build image model ``name`` with ``num_outputs`` logits, optionally loading a local weights file (notebook 02).
+
+    ``options`` go to the model's constructor (e.g. ``width=``/``dropout=`` for ``"small_cnn"``).
+    """
+    if name not in IMAGE_MODELS:
+        raise ValueError(f"unknown image model {name!r}; choose one of {sorted(IMAGE_MODELS)}")
+    if not isinstance(num_outputs, int) or num_outputs < 1:
+        raise ValueError(f"num_outputs must be a positive int, got {num_outputs!r}")
+    model = disable_inplace(IMAGE_MODELS[name](in_channels=in_channels, num_outputs=num_outputs, **options))
+    if weights_path is not None:
+        load_weights(model, weights_path)
+    return model
+
+
+# ----------------------------------------------------------------------------------------- weights
+
+class WeightsMismatchError(CxrkitError, ValueError):
+    """A weights file does not fit the model's architecture; lists the keys and shapes at fault."""
+
+    def __init__(self, path: str | Path, model_name: str, problems: dict[str, list[str]]):
+        self.path, self.model_name, self.problems = Path(path), model_name, problems
+        lines = [f"weights file {path} does not fit {model_name}:"]
+        for kind, items in problems.items():
+            if items:
+                shown = "; ".join(items[:10]) + (f"; … ({len(items) - 10} more)" if len(items) > 10 else "")
+                lines.append(f"  {kind} ({len(items)}): {shown}")
+        super().__init__("\n".join(lines))
+
+
+# Old torchvision DenseNet files name layers 'norm.1', 'conv.2', …; the modules are now 'norm1', 'conv2'.
+_LEGACY_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _normalise_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        match = _LEGACY_DENSE_KEY.match(key)
+        if match:
+            key = match.group(1) + match.group(2)
+        out[key] = value
+    return out
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist (weights load only from a local file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the path named
+        raise WeightsMismatchError(path, "any model", {"unreadable (not a weights-only state_dict)": [str(exc)[:300]]}) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsMismatchError(path, "any model", {"not a state_dict of tensors": [type(state).__name__]})
+    return _normalise_keys(state)
+
+
+def load_weights(model: nn.Module, weights_path: str | Path) -> list[str]:
+    """Load a local ``state_dict`` file into a kit image model and return the keys left freshly initialised (notebook 02).
+
+    Two kinds of file fit: a full-model state dict of the same architecture (everything must match),
+    or an RGB backbone such as an ImageNet checkpoint — then the first convolution's weights are summed
+    over the three colour channels (spread evenly over ``in_channels``) and a classifier whose shape
+    differs is left fresh. Anything else raises :class:`WeightsMismatchError` listing the keys at fault.
+    """
+    path = Path(weights_path)
+    name = type(model).__name__
+    first_key, head = getattr(model, "first_conv_key", None), getattr(model, "head_prefix", None)
+    if first_key is None or head is None:
+        raise TypeError(f"{name} is not a kit image model (no first_conv_key/head_prefix); build it with build_image_model")
+    state = _read_state_dict(path)
+    target = model.state_dict()
+
+    rgb_backbone = first_key in state and state[first_key].ndim == 4 and state[first_key].shape[1] == 3
+    want = target[first_key]
+    if rgb_backbone and want.shape[1] != 3 and state[first_key].shape[0] == want.shape[0]:
+        summed = state[first_key].sum(dim=1, keepdim=True)
+        state[first_key] = summed.repeat(1, want.shape[1], 1, 1) / want.shape[1]
+
+    def optional(key: str) -> bool:
+        return key.endswith("num_batches_tracked")
+
+    fresh = [k for k in target if k.startswith(head) and rgb_backbone and (k not in state or state[k].shape != target[k].shape)]
+    missing = [k for k in target if k not in state and k not in fresh and not optional(k)]
+    unexpected = [k for k in state if k not in target and not (rgb_backbone and k.startswith(head))]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+        for k in target
+        if k in state and k not in fresh and state[k].shape != target[k].shape
+    ]
+    if missing or unexpected or shapes:
+        raise WeightsMismatchError(
+            path, name, {"shape mismatches": shapes, "missing from file": missing, "unexpected in file": unexpected}
+        )
+    model.load_state_dict({k: v for k, v in state.items() if k in target and k not in fresh}, strict=False)
+    if fresh:
+        warnings.warn(f"{path.name}: RGB backbone loaded into {name}; classifier left fresh ({', '.join(fresh)})", stacklevel=2)
+    return fresh

@@ -1,0 +1,30 @@
+"""One training loop for every model in the kit, with its data loading, augmentation, losses, sanity
+checks and throughput benchmark. Taught in notebook 02 (image CNN).
+"""
+from .augment import ImageAugment
+from .bench import bare_loop_images_per_s, benchmark_throughput, kit_loop_images_per_s
+from .checks import overfit_one_batch, shuffled_labels
+from .data import BatchLoader, BatchSource, ImageDataset
+from .loop import HISTORY_COLUMNS, History, fit, load_checkpoint, predict
+from .losses import UNCERTAINTY_POLICIES, apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
+
+__all__ = [
+    "ImageAugment",
+    "ImageDataset",
+    "BatchLoader",
+    "BatchSource",
+    "fit",
+    "predict",
+    "load_checkpoint",
+    "History",
+    "HISTORY_COLUMNS",
+    "masked_bce_with_logits",
+    "apply_uncertainty_policy",
+    "balanced_pos_weight",
+    "UNCERTAINTY_POLICIES",
+    "overfit_one_batch",
+    "shuffled_labels",
+    "benchmark_throughput",
+    "bare_loop_images_per_s",
+    "kit_loop_images_per_s",
+]

@@ -1,0 +1,115 @@
+"""Cheap data loading for the whole in-memory uint8 image cache: a dataset that cuts whole batches by
+fancy indexing, and a batch iterator that can live on the training device.
+
+Taught in notebook 02 (image CNN).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["ImageDataset", "BatchLoader", "BatchSource"]
+
+
+class BatchSource(Protocol):
+    """What :class:`BatchLoader` needs from a dataset: a length and ``batch(index) -> (inputs, targets)``."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: Tensor) -> tuple[Any, Tensor]: ...
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images (``N×H×W`` uint8) and labels (``N×K`` float, NaN = unknown) served as floats in [0, 1] (notebook 02).
+
+    Inputs are ``1×H×W`` float tensors scaled to [0, 1] — not standardised; the models' batch norm
+    after the first convolution absorbs the scale. ``augment`` (e.g. :class:`ImageAugment`) is applied
+    to whole batches by :meth:`batch` (and to single images by ``dataset[i]``) while it is in training mode.
+    The uint8 array is shared, not copied, so the whole cache stays in memory once.
+    """
+
+    def __init__(self, images_uint8: np.ndarray | Tensor, labels: np.ndarray | Tensor, augment: torch.nn.Module | None = None):
+        images = images_uint8 if isinstance(images_uint8, Tensor) else torch.from_numpy(_writable(np.asarray(images_uint8)))
+        if images.dtype != torch.uint8 or images.ndim not in (3, 4):
+            raise ValueError(f"images_uint8 must be an N×H×W (or N×C×H×W) uint8 array, got {tuple(images.shape)} {images.dtype}")
+        targets = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels.float()
+        if targets.ndim == 1:
+            targets = targets[:, None]
+        if targets.ndim != 2 or targets.shape[0] != images.shape[0]:
+            raise ValueError(f"labels must be N×K with N={images.shape[0]} rows (one per image), got {tuple(targets.shape)}")
+        self.images, self.labels, self.augment = images, targets, augment
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        x, y = self.batch(torch.tensor([i], device=self.images.device))
+        return x[0], y[0]
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(B×1×H×W float in [0, 1], B×K targets)`` for the rows in ``index``, augmented if enabled."""
+        x = self.images[index]
+        x = (x.unsqueeze(1) if x.ndim == 3 else x).float().div_(255)
+        if self.augment is not None and self.augment.training:
+            x = self.augment(x)
+        return x, self.labels[index]
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> "ImageDataset":
+        """Return a copy whose image cache and labels live on ``device`` (the original is untouched)."""
+        clone = copy.copy(self)
+        clone.images, clone.labels = self.images.to(device), self.labels.to(device)
+        return clone
+
+
+def _writable(array: np.ndarray) -> np.ndarray:
+    return array if array.flags.writeable else array.copy()
+
+
+class BatchLoader:
+    """Iterate ``(inputs, targets)`` batches of a dataset with a ``batch(index)`` method, seeded and reshuffled each epoch (notebook 02).
+
+    A drop-in for ``DataLoader(num_workers=0)`` without per-sample Python work: each batch is one
+    fancy-indexing call. ``fit``/``predict`` move it to the training device (``loader.to(device)``),
+    so indexing and augmentation then run there.
+    """
+
+    def __init__(self, dataset: BatchSource, batch_size: int = 64, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not hasattr(dataset, "batch"):
+            raise TypeError(f"{type(dataset).__name__} has no batch(index) method; use ImageDataset or torch's DataLoader")
+        self.dataset, self.batch_size, self.shuffle, self.seed, self.drop_last = dataset, batch_size, shuffle, seed, drop_last
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Any, Tensor]]:
+        n = len(self.dataset)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        else:
+            order = torch.arange(n)
+        self.epoch += 1
+        device = getattr(self.dataset, "device", torch.device("cpu"))
+        order = order.to(device)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            yield self.dataset.batch(order[start:start + self.batch_size])
+
+    def to(self, device: torch.device | str) -> "BatchLoader":
+        """Return a copy of this loader whose dataset lives on ``device`` (if the dataset can move)."""
+        if not hasattr(self.dataset, "to") or getattr(self.dataset, "device", None) == torch.device(device):
+            return self
+        clone = copy.copy(self)
+        clone.dataset = self.dataset.to(device)
+        return clone

@@ -1,0 +1,344 @@
+"""One training loop for every model in the kit: masked multi-label BCE, AdamW, a per-epoch progress bar,
+early stopping on validation macro AUROC, best-weights restore, state_dict checkpoints, and a history.
+
+Batches are ``(inputs, targets)``: ``inputs`` a tensor (``model(inputs)``) or a dict of tensors
+(``model(**inputs)``), ``targets`` a float ``B×K`` tensor with NaN where a label is unknown and -1
+where it is uncertain (mapped by the uncertainty policy). Taught in notebook 02 (image CNN).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..devices import describe_device, pick_device, resolve_amp, synchronize
+from ..metrics import macro_auroc
+from .data import BatchLoader
+from .losses import apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
+
+__all__ = ["History", "fit", "predict", "load_checkpoint", "HISTORY_COLUMNS"]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+#: Columns of :attr:`History.table`, one row per epoch.
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_auroc", "val_auroc", "seconds", "train_images_per_s")
+
+
+@dataclass
+class History:
+    """What :func:`fit` did: one table row per epoch, the best epoch (whose weights the model now holds), and where (notebook 02)."""
+
+    table: pd.DataFrame
+    best_epoch: int | None
+    monitor: str
+    stopped_early: bool
+    device: str
+    checkpoint_path: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        """Median training throughput in images/s, leaving out the warm-up first epoch when there are more."""
+        values = self.table["train_images_per_s"]
+        return float(values.iloc[1:].median() if len(values) > 1 else values.median())
+
+    def best(self) -> pd.Series:
+        """The table row of the best epoch (the weights the model was restored to)."""
+        if self.best_epoch is None:
+            return self.table.iloc[-1]
+        return self.table.loc[self.table["epoch"] == self.best_epoch].iloc[0]
+
+    def figure(self):
+        """Return a plotly learning-curve figure: loss and AUROC per epoch, train vs validation, best epoch marked.
+
+        Overfitting shows as the validation loss turning up (and validation AUROC flattening or falling)
+        while the training loss keeps falling.
+        """
+        from plotly.subplots import make_subplots
+
+        t = self.table
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (masked BCE)", "macro AUROC"))
+        styles = {"train": dict(color="#1f77b4"), "val": dict(color="#d62728")}
+        for col, metric in enumerate(("loss", "auroc"), start=1):
+            for split, name in (("train", "train"), ("val", "validation")):
+                fig.add_scatter(x=t["epoch"], y=t[f"{split}_{metric}"], mode="lines+markers", name=name,
+                                line=styles[split], legendgroup=split, showlegend=col == 1, row=1, col=col)
+        if self.best_epoch is not None:
+            for col in (1, 2):
+                fig.add_vline(x=self.best_epoch, line_dash="dot", line_color="gray", row=1, col=col)
+            fig.add_annotation(x=self.best_epoch, y=1, yref="paper", text=f"best (restored): epoch {self.best_epoch}",
+                               showarrow=False, yanchor="bottom", xref="x2")
+        fig.update_xaxes(title_text="epoch", dtick=1 if len(t) <= 20 else None)
+        fig.update_layout(title="Learning curves", height=380, width=900, legend=dict(orientation="h", y=-0.25))
+        return fig
+
+    def __repr__(self) -> str:
+        best = self.best()
+        return (f"History({len(self.table)} epochs on {self.device}, best epoch {self.best_epoch}: "
+                f"val_auroc={best['val_auroc']:.3f}, val_loss={best['val_loss']:.3f}; "
+                f"{self.images_per_s:.0f} train images/s{', stopped early' if self.stopped_early else ''})")
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def _to_device(inputs: Any, device: torch.device, channels_last: bool) -> Any:
+    if isinstance(inputs, Tensor):
+        inputs = inputs.to(device, non_blocking=True)
+        if channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+    if isinstance(inputs, dict):
+        return {k: _to_device(v, device, channels_last) for k, v in inputs.items()}
+    return inputs
+
+
+def _forward(model: nn.Module, inputs: Any) -> Tensor:
+    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
+
+
+def _split_batch(batch: Any) -> tuple[Any, Tensor | None]:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    return batch, None
+
+
+def _place(loader: Iterable, device: torch.device) -> Iterable:
+    return loader.to(device) if isinstance(loader, BatchLoader) else loader
+
+
+@contextlib.contextmanager
+def _augment_mode(loader: Iterable, training: bool) -> Iterator[None]:
+    """Switch a loader's dataset augmentation (an nn.Module, like ImageAugment) on or off for one pass."""
+    augment = getattr(getattr(loader, "dataset", None), "augment", None)
+    if not isinstance(augment, nn.Module):
+        yield
+        return
+    before = augment.training
+    augment.train(training)
+    try:
+        yield
+    finally:
+        augment.train(before)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else pick_device()
+
+
+@torch.no_grad()
+def _collect_logits(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
+                    channels_last: bool) -> tuple[Tensor, Tensor | None]:
+    model.eval()
+    logits, targets = [], []
+    with _augment_mode(loader, False):
+        for batch in loader:
+            inputs, y = _split_batch(batch)
+            with _autocast(device, dtype):
+                out = _forward(model, _to_device(inputs, device, channels_last))
+            logits.append(out.float())
+            if y is not None:
+                targets.append(torch.as_tensor(y, dtype=torch.float32))
+    if not logits:
+        raise ValueError("the loader yielded no batches")
+    return torch.cat(logits).cpu(), (torch.cat([t.cpu() for t in targets]) if targets else None)
+
+
+def _auroc(targets: Tensor, logits: Tensor) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return macro_auroc(apply_uncertainty_policy(targets, "ignore").numpy(), torch.sigmoid(logits).numpy())
+
+
+def _loader_targets(loader: Iterable) -> Tensor:
+    labels = getattr(getattr(loader, "dataset", None), "labels", None)
+    if isinstance(labels, Tensor) and labels.ndim == 2:
+        return labels.detach().cpu()
+    return torch.cat([torch.as_tensor(_split_batch(b)[1], dtype=torch.float32).cpu() for b in loader])
+
+
+# ---------------------------------------------------------------------------------------------- fit
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    loss: LossFn | None = None,
+    pos_weight: Literal["balanced"] | Tensor | np.ndarray | None = None,
+    uncertainty: str = "ignore",
+    early_stopping_patience: int | None = 3,
+    device: str | torch.device | None = None,
+    checkpoint_path: str | Path | None = None,
+    progress: bool = True,
+    seed: int | None = None,
+    amp: bool | str | None = None,
+    channels_last: bool | None = None,
+) -> History:
+    """Train ``model`` with AdamW on masked multi-label BCE, keep the epoch with the best validation macro AUROC, and return its history (notebook 02).
+
+    * ``uncertainty`` maps -1 training targets (``"ignore"`` → unknown, ``"ones"``, ``"zeros"``);
+      validation always scores certain labels only (-1 → unknown).
+    * ``pos_weight="balanced"`` weighs each label's positives by its negative/positive ratio in the
+      training labels; ``loss`` replaces the masked BCE with any ``loss(logits, targets)``.
+    * Early stopping: after ``early_stopping_patience`` epochs without a better validation macro
+      AUROC (labels with both classes present; ties go to the lower validation loss; validation loss
+      alone if no label qualifies) training stops;
+      the best epoch's weights are restored either way, and saved as a ``state_dict`` to
+      ``checkpoint_path`` (load with :func:`load_checkpoint`). Without ``val_loader`` the last weights stay.
+    * On CUDA: mixed precision (bf16, or fp16 with a gradient scaler) and channels-last, unless
+      ``amp`` (False/True/"bf16"/"fp16") or ``channels_last`` say otherwise. ``seed`` seeds torch
+      (dropout, augmentation); the loaders' own seeds fix the batch order.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if loss is not None and pos_weight is not None:
+        raise ValueError("give either a custom loss or pos_weight (which configures the default masked BCE), not both")
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = pick_device(device)
+    dtype = resolve_amp(device, amp)
+    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    apply_uncertainty_policy(torch.zeros(1), uncertainty)  # validates the policy name early
+
+    model.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    train_loader = _place(train_loader, device)
+    val_loader = _place(val_loader, device) if val_loader is not None else None
+
+    if isinstance(pos_weight, str):
+        if pos_weight != "balanced":
+            raise ValueError(f"pos_weight must be 'balanced', a per-label tensor, or None; got {pos_weight!r}")
+        pos_weight = balanced_pos_weight(apply_uncertainty_policy(_loader_targets(train_loader), uncertainty))
+    weight = torch.as_tensor(pos_weight, dtype=torch.float32, device=device) if pos_weight is not None else None
+    loss_fn: LossFn = loss if loss is not None else (lambda logits, y: masked_bce_with_logits(logits, y, weight))
+
+    # The default loss skips -1 like NaN, so "ignore" needs no per-batch mapping; a custom loss always gets mapped targets.
+    map_targets = uncertainty != "ignore" or loss is not None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict[str, float]] = []
+    monitor = "val_auroc"
+    best_score, best_epoch, best_state, waited, stopped = (-math.inf, -math.inf), None, None, 0, False
+    bar = tqdm(range(1, epochs + 1), desc=f"fit {type(model).__name__}", unit="epoch", disable=not progress)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        outs, tgts, n_images = [], [], 0
+        with _augment_mode(train_loader, True):
+            for batch in train_loader:
+                inputs, targets = _split_batch(batch)
+                if targets is None:
+                    raise ValueError("training batches must be (inputs, targets) pairs")
+                inputs = _to_device(inputs, device, channels_last)
+                targets = targets.to(device, non_blocking=True)
+                if map_targets:
+                    targets = apply_uncertainty_policy(targets, uncertainty)
+                with _autocast(device, dtype):
+                    logits = _forward(model, inputs)
+                batch_loss = loss_fn(logits.float(), targets)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is None:
+                    batch_loss.backward()
+                    optimizer.step()
+                else:
+                    scaler.scale(batch_loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                outs.append(logits.detach())
+                tgts.append(targets)
+                n_images += targets.shape[0]
+        if not outs:
+            raise ValueError("the training loader yielded no batches")
+        train_logits, train_targets = torch.cat(outs).float(), torch.cat(tgts)
+        with torch.no_grad():
+            train_loss = float(loss_fn(train_logits, train_targets))
+        synchronize(device)
+        train_auroc = _auroc(train_targets.cpu(), train_logits.cpu())
+        train_seconds = time.perf_counter() - start
+
+        val_loss = val_auroc = float("nan")
+        if val_loader is not None:
+            val_logits, val_targets = _collect_logits(model, val_loader, device, dtype, channels_last)
+            if val_targets is None:
+                raise ValueError("validation batches must be (inputs, targets) pairs")
+            val_targets = apply_uncertainty_policy(val_targets, "ignore")
+            with torch.no_grad():
+                val_loss = float(loss_fn(val_logits.to(device), val_targets.to(device)))
+            val_auroc = _auroc(val_targets, val_logits)
+            if epoch == 1 and math.isnan(val_auroc):
+                monitor = "val_loss"
+                warnings.warn("no validation label has both classes; early stopping monitors validation loss", stacklevel=2)
+            # Higher is better; ties on AUROC (common on small validation sets) go to the lower validation loss.
+            score = (-val_loss, 0.0) if monitor == "val_loss" else (val_auroc, -val_loss)
+            if score > best_score:
+                best_score, best_epoch, waited = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if checkpoint is not None:
+                    torch.save({k: v.cpu() for k, v in best_state.items()}, checkpoint)
+            else:
+                waited += 1
+        rows.append(dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, train_auroc=train_auroc,
+                         val_auroc=val_auroc, seconds=time.perf_counter() - start,
+                         train_images_per_s=n_images / train_seconds))
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val_loss:.3f}", val_auroc=f"{val_auroc:.3f}",
+                        best=best_epoch, img_s=f"{n_images / train_seconds:.0f}")
+        if early_stopping_patience is not None and val_loader is not None and waited >= early_stopping_patience:
+            stopped = epoch < epochs
+            break
+    bar.close()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif checkpoint is not None:  # no validation: the final weights are the checkpoint
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, checkpoint)
+    model.eval()
+    settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, uncertainty=uncertainty,
+                    pos_weight=None if weight is None else weight.cpu().tolist(), custom_loss=loss is not None,
+                    early_stopping_patience=early_stopping_patience, seed=seed, amp=str(dtype) if dtype else None,
+                    channels_last=channels_last)
+    return History(pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)), best_epoch, monitor, stopped,
+                   describe_device(device), str(checkpoint) if checkpoint else None, settings)
+
+
+def predict(model: nn.Module, loader: Iterable, device: str | torch.device | None = None, amp: bool | str | None = None) -> np.ndarray:
+    """Return ``N×K`` probabilities (sigmoid of the logits) for every batch of ``loader``, in eval mode without gradients (notebook 02).
+
+    ``device`` defaults to where the model's parameters are; augmentation is switched off.
+    """
+    device = _model_device(model) if device is None else pick_device(device)
+    channels_last = device.type == "cuda"
+    model.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    logits, _ = _collect_logits(model, _place(loader, device), device, resolve_amp(device, amp), channels_last)
+    return torch.sigmoid(logits).numpy()
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load a ``state_dict`` checkpoint written by :func:`fit` into ``model`` (``weights_only=True``: no pickled code runs) (notebook 02)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
+    return model
