@@ -18,6 +18,28 @@ CLASS: dict[str, Any] = {
     "difficulty": 1.0,
     "confounders": True,
     "image_size": 128,
+    # image CNN (notebook 02)
+    "image_model": "small_cnn",
+    "epochs": 12,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "weight_decay": 1e-4,
+    "uncertainty": "ignore",
+    "augment": True,
+    "patience": 4,
+    "n_boot": 500,
+    # text models (notebook 03)
+    "text_source": "indication",
+    "text_epochs": 15,
+    "text_lr": 2e-3,
+    "finetune_minilm": False,
+    # fusion (notebook 04)
+    "fusion_epochs": 6,
+    # explanations (notebooks 05, 06)
+    "n_explain_films": 8,
+    "ig_steps": 32,
+    "smoothgrad_samples": 16,
+    "n_loc_films": 60,
 }
 
 #: Seconds-long runs for tests of the machinery; the numbers they produce mean nothing.
@@ -25,6 +47,16 @@ SMOKE: dict[str, Any] = {
     **CLASS,
     "patients": 60,
     "image_size": 64,
+    "epochs": 1,
+    "batch_size": 32,
+    "patience": 1,
+    "n_boot": 50,
+    "text_epochs": 1,
+    "fusion_epochs": 1,
+    "n_explain_films": 2,
+    "ig_steps": 8,
+    "smoothgrad_samples": 4,
+    "n_loc_films": 6,
 }
 
 #: A bigger cohort (or a real dataset given by ``dataset``/``data_root``), GPU when present.
@@ -32,6 +64,17 @@ FULL: dict[str, Any] = {
     **CLASS,
     "patients": 6000,
     "image_size": 224,
+    "image_model": "densenet121",
+    "epochs": 30,
+    "patience": 6,
+    "n_boot": 2000,
+    "text_epochs": 30,
+    "finetune_minilm": True,
+    "fusion_epochs": 12,
+    "n_explain_films": 32,
+    "ig_steps": 128,
+    "smoothgrad_samples": 50,
+    "n_loc_films": 400,
 }
 
 PROFILES: dict[str, dict[str, Any]] = {"smoke": SMOKE, "class": CLASS, "full": FULL}
