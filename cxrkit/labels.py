@@ -64,3 +64,6 @@ SPLITS: tuple[str, ...] = ("train", "validate", "test")
 def label_slug(label: str) -> str:
     """Return a short identifier for a label (``"Pleural Effusion"`` → ``"pleural_effusion"``); used in metric names."""
     return label.lower().replace(" ", "_")
+
+#: The labels the kit's models predict: the findings the synthetic cohort draws (all exist in MIMIC/CheXpert too).
+MODEL_LABELS: tuple[str, ...] = RENDERED_FINDINGS
