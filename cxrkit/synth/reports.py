@@ -238,7 +238,7 @@ def findings_and_impression(study: StudyPlan, rng: np.random.Generator) -> tuple
         base = str(rng.choice(["No acute cardiopulmonary process.", "No acute intrathoracic process.",
                                "No acute cardiopulmonary abnormality."]))
         impression = dev_imp + [base]
-    elif dev_imp and rng.random() < 0.5:
+    else:  # devices are always named in the impression, the section the labels come from
         impression = impression + dev_imp
     if len(impression) > 1:
         imp_text = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(impression))
