@@ -20,7 +20,7 @@ CLASS: dict[str, Any] = {
     "image_size": 128,
     # image CNN (notebook 02)
     "image_model": "small_cnn",
-    "epochs": 12,
+    "epochs": 5,
     "batch_size": 64,
     "lr": 2e-3,
     "weight_decay": 1e-4,

@@ -7,6 +7,7 @@ where it is uncertain (mapped by the uncertainty policy). Taught in notebook 02 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import time
@@ -26,7 +27,7 @@ from ..metrics import macro_auroc
 from .data import BatchLoader
 from .losses import apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
 
-__all__ = ["History", "fit", "predict", "load_checkpoint", "HISTORY_COLUMNS"]
+__all__ = ["History", "fit", "predict", "load_checkpoint", "refresh_batch_norm", "HISTORY_COLUMNS"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -173,6 +174,38 @@ def _loader_targets(loader: Iterable) -> Tensor:
     return torch.cat([torch.as_tensor(_split_batch(b)[1], dtype=torch.float32).cpu() for b in loader])
 
 
+def refresh_batch_norm(model: nn.Module, batches: Iterable[Any], device: torch.device | None = None,
+                       dtype: torch.dtype | None = None) -> int:
+    """Re-estimate every batch-norm layer's running mean and variance from ``batches`` of inputs under the current weights (notebook 02).
+
+    Batch norm normalises with batch statistics while training but with a running average of them in
+    eval mode; early in training, at a high learning rate, that average lags the changing weights and
+    eval-mode outputs drift from what training saw. A no-gradient pass over a few batches, with each
+    layer's running statistics reset and averaged cumulatively, fixes that. Returns the number of
+    layers refreshed (0 when there are no inputs or no batch-norm layers with running statistics).
+    """
+    inputs = list(batches)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not inputs or not norms:
+        return 0
+    device = _model_device(model) if device is None else device
+    momenta, was_training = [m.momentum for m in norms], model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over the batches below
+    model.train()
+    try:
+        with torch.no_grad():
+            for x in inputs:
+                with _autocast(device, dtype):
+                    _forward(model, x)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(norms)
+
+
 # ---------------------------------------------------------------------------------------------- fit
 
 def fit(
@@ -193,6 +226,7 @@ def fit(
     seed: int | None = None,
     amp: bool | str | None = None,
     channels_last: bool | None = None,
+    bn_refresh_batches: int = 0,
 ) -> History:
     """Train ``model`` with AdamW on masked multi-label BCE, keep the epoch with the best validation macro AUROC, and return its history (notebook 02).
 
@@ -208,9 +242,15 @@ def fit(
     * On CUDA: mixed precision (bf16, or fp16 with a gradient scaler) and channels-last, unless
       ``amp`` (False/True/"bf16"/"fp16") or ``channels_last`` say otherwise. ``seed`` seeds torch
       (dropout, augmentation); the loaders' own seeds fix the batch order.
+    * ``bn_refresh_batches=N`` (> 0): after each training epoch, batch-norm running statistics are
+      re-estimated from that epoch's last N training batches under the epoch's final weights
+      (:func:`refresh_batch_norm`), so validation, the checkpoint and the returned model use
+      statistics of the current weights rather than a lagging running average. Off (0) by default.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if bn_refresh_batches < 0:
+        raise ValueError(f"bn_refresh_batches must be >= 0, got {bn_refresh_batches}")
     if loss is not None and pos_weight is not None:
         raise ValueError("give either a custom loss or pos_weight (which configures the default masked BCE), not both")
     if seed is not None:
@@ -247,6 +287,7 @@ def fit(
         start = time.perf_counter()
         model.train()
         outs, tgts, n_images = [], [], 0
+        recent: collections.deque = collections.deque(maxlen=max(bn_refresh_batches, 1))
         with _augment_mode(train_loader, True):
             for batch in train_loader:
                 inputs, targets = _split_batch(batch)
@@ -270,11 +311,16 @@ def fit(
                 outs.append(logits.detach())
                 tgts.append(targets)
                 n_images += targets.shape[0]
+                if bn_refresh_batches:
+                    recent.append(inputs)
         if not outs:
             raise ValueError("the training loader yielded no batches")
         train_logits, train_targets = torch.cat(outs).float(), torch.cat(tgts)
         with torch.no_grad():
             train_loss = float(loss_fn(train_logits, train_targets))
+        if bn_refresh_batches:
+            refresh_batch_norm(model, recent, device, dtype)
+            recent.clear()
         synchronize(device)
         train_auroc = _auroc(train_targets.cpu(), train_logits.cpu())
         train_seconds = time.perf_counter() - start
@@ -318,7 +364,7 @@ def fit(
     settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, uncertainty=uncertainty,
                     pos_weight=None if weight is None else weight.cpu().tolist(), custom_loss=loss is not None,
                     early_stopping_patience=early_stopping_patience, seed=seed, amp=str(dtype) if dtype else None,
-                    channels_last=channels_last)
+                    channels_last=channels_last, bn_refresh_batches=bn_refresh_batches)
     return History(pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)), best_epoch, monitor, stopped,
                    describe_device(device), str(checkpoint) if checkpoint else None, settings)
 

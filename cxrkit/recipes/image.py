@@ -1,0 +1,307 @@
+"""The image-model recipe of notebook 02, as one train-or-load call: :func:`trained_image_model`.
+
+Notebook 02 (image CNN) teaches every step — targets, loaders, model, ``fit``, predictions — with
+the helpers below, and notebooks 04–06 call ``trained_image_model(P)`` to get the same model without
+re-running notebook 02: the checkpoint, history and predictions are loaded from
+``CXRKIT_HOME/image_models/<key>`` when present and rebuilt with the same recipe when absent. The key
+holds every parameter that changes the model (:data:`IMAGE_MODEL_KNOBS`) plus :data:`RECIPE_VERSION`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cxrkit.devices import pick_device
+from cxrkit.labels import MODEL_LABELS, SPLITS
+from cxrkit.metrics import predictions_table
+from cxrkit.models.image import build_image_model
+from cxrkit.paths import artifact_dir
+from cxrkit.profiles import CLASS
+from cxrkit.train import (BatchLoader, History, ImageAugment, ImageDataset, apply_uncertainty_policy, fit,
+                          load_checkpoint, predict)
+
+__all__ = [
+    "IMAGE_MODEL_KNOBS",
+    "RECIPE_VERSION",
+    "ImageLoaders",
+    "TrainedImageModel",
+    "image_targets",
+    "evaluation_targets",
+    "image_loaders",
+    "new_image_model",
+    "image_fit_settings",
+    "cpu_has_native_bf16",
+    "image_predictions",
+    "image_model_key",
+    "image_model_dir",
+    "save_image_model",
+    "load_image_model",
+    "trained_image_model",
+]
+
+#: The parameters that change the trained image model; the artifact folder is keyed by them.
+IMAGE_MODEL_KNOBS: tuple[str, ...] = (
+    "dataset", "data_root", "patients", "difficulty", "confounders", "image_size", "seed",
+    "image_model", "epochs", "batch_size", "lr", "weight_decay", "uncertainty", "augment", "patience",
+)
+
+#: Bumped whenever the recipe itself changes (targets, loaders, augmentation, fit settings), so old artifacts are not reused.
+RECIPE_VERSION = 1
+
+#: Batch size for prediction-only passes (no gradients, so bigger batches are cheap).
+EVAL_BATCH_SIZE = 256
+
+#: Training batches whose inputs re-estimate the batch-norm statistics after every epoch (``fit(bn_refresh_batches=…)``).
+BN_REFRESH_BATCHES = 4
+
+_FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
+
+
+# ------------------------------------------------------------------------------------- targets, data
+
+def image_targets(rows: pd.DataFrame, labels: Sequence[str] = MODEL_LABELS) -> np.ndarray:
+    """Return the ``N×K`` training targets of study-table rows: 1 / 0 / −1 kept, blank (not mentioned) → 0 (notebook 02).
+
+    A finding the report does not mention is read as absent, as CheXpert and MIMIC-CXR baselines do;
+    uncertain (−1) stays −1 so the training loop's uncertainty policy decides what it becomes.
+    """
+    missing = [label for label in labels if label not in rows.columns]
+    if missing:
+        raise KeyError(f"label column(s) {missing} not in the study table")
+    return rows[list(labels)].astype(float).fillna(0.0).to_numpy(dtype=np.float32)
+
+
+def evaluation_targets(rows: pd.DataFrame, labels: Sequence[str] = MODEL_LABELS) -> np.ndarray:
+    """Return the targets models are scored on: :func:`image_targets` with uncertain (−1) masked out as NaN (notebook 02)."""
+    return apply_uncertainty_policy(image_targets(rows, labels), "ignore")
+
+
+@dataclass
+class ImageLoaders:
+    """The batch loaders of one prepared dataset — ``train`` (shuffled, augmented if asked), ``validate``, ``test`` — with their rows and targets (notebook 02)."""
+
+    train: BatchLoader
+    validate: BatchLoader
+    test: BatchLoader
+    rows: dict[str, pd.DataFrame]
+    targets: dict[str, np.ndarray]
+    labels: list[str]
+    augment: ImageAugment | None = None
+
+    def loader(self, split: str) -> BatchLoader:
+        """Return the loader of ``split`` (``"train"``, ``"validate"`` or ``"test"``)."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return getattr(self, split)
+
+
+def _knob(P: dict[str, Any], name: str) -> Any:
+    return P.get(name, CLASS[name])
+
+
+def image_loaders(P: dict[str, Any], prepared: Any, labels: Sequence[str] = MODEL_LABELS) -> ImageLoaders:
+    """Build notebook 02's loaders from a :class:`~cxrkit.prep.Prepared`: one per split, training ones shuffled and augmented (notebook 02).
+
+    The training loader reshuffles every epoch (seeded by ``P["seed"]``) and drops the last partial
+    batch (a batch of one breaks batch norm); with ``P["augment"]`` its dataset carries an
+    :class:`~cxrkit.train.ImageAugment` (no horizontal flips). Validation and test loaders keep table order.
+    """
+    labels = list(labels)
+    batch_size, seed = int(_knob(P, "batch_size")), int(_knob(P, "seed"))
+    augment = ImageAugment() if _knob(P, "augment") else None
+    rows, targets, loaders = {}, {}, {}
+    for split in SPLITS:
+        split_rows, films = prepared.subset(split)
+        if len(split_rows) == 0:
+            raise ValueError(f"the prepared dataset has no {split} films; the recipe needs all three splits")
+        rows[split], targets[split] = split_rows, image_targets(split_rows, labels)
+        if split == "train":
+            dataset = ImageDataset(films, targets[split], augment=augment)
+            loaders[split] = BatchLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed,
+                                         drop_last=len(split_rows) > batch_size)
+        else:
+            loaders[split] = BatchLoader(ImageDataset(films, targets[split]), batch_size=EVAL_BATCH_SIZE)
+    return ImageLoaders(loaders["train"], loaders["validate"], loaders["test"], rows, targets, labels, augment)
+
+
+def new_image_model(P: dict[str, Any], num_outputs: int = len(MODEL_LABELS), **options: Any) -> nn.Module:
+    """Build ``P["image_model"]`` with weights initialised from ``P["seed"]``, so the same seed gives the same start (notebook 02).
+
+    The global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(_knob(P, "seed")))
+        return build_image_model(str(_knob(P, "image_model")), num_outputs, **options)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises bfloat16 instructions (Intel AMX or AVX512-BF16, AMD Zen 4); Linux only (notebook 02)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def image_fit_settings(P: dict[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
+    """Return the keyword arguments notebook 02 passes to :func:`cxrkit.train.fit` for profile ``P`` (notebook 02).
+
+    On a CPU with native bfloat16 (:func:`cpu_has_native_bf16`) training runs in bf16 autocast with
+    channels-last memory — about twice the images/s there, and slower on CPUs without it, so only
+    then; on CUDA ``fit`` does the same by default. Predictions stay in float32.
+    """
+    settings: dict[str, Any] = dict(
+        epochs=int(_knob(P, "epochs")),
+        lr=float(_knob(P, "lr")),
+        weight_decay=float(_knob(P, "weight_decay")),
+        uncertainty=str(_knob(P, "uncertainty")),
+        early_stopping_patience=int(_knob(P, "patience")),
+        seed=int(_knob(P, "seed")),
+        bn_refresh_batches=BN_REFRESH_BATCHES,
+    )
+    if pick_device(device).type == "cpu" and cpu_has_native_bf16():
+        settings.update(amp="bf16", channels_last=True)
+    return settings
+
+
+def image_predictions(model: nn.Module, loaders: ImageLoaders, splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:
+    """Return the predictions table (``image_id``, ``split``, one probability per label) of ``splits`` (notebook 02)."""
+    parts = [predictions_table(loaders.rows[s]["image_id"].astype(str).to_numpy(), s, predict(model, loaders.loader(s)),
+                               loaders.labels) for s in splits]
+    return pd.concat(parts, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------ artifacts
+
+def image_model_key(P: dict[str, Any]) -> dict[str, Any]:
+    """Return the parameters that identify a trained image model: :data:`IMAGE_MODEL_KNOBS` and the recipe version (notebook 02)."""
+    key = {name: _knob(P, name) for name in IMAGE_MODEL_KNOBS}
+    if key["data_root"] is not None:
+        key["data_root"] = str(Path(key["data_root"]).expanduser().resolve())
+    return {**key, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION}
+
+
+def image_model_dir(P: dict[str, Any]) -> Path:
+    """Return ``CXRKIT_HOME/image_models/<key>``, where the model of profile ``P`` lives (notebook 02)."""
+    return artifact_dir("image_models", image_model_key(P))
+
+
+def _data_fingerprint(prepared: Any) -> str:
+    """A short hash of which films are in which split, so a model trained on other data is never reused."""
+    table = prepared.table[["image_id", "split"]].astype(str).sort_values("image_id")
+    blob = "\n".join(table["image_id"] + "," + table["split"]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class TrainedImageModel:
+    """What the image recipe returns: the model (eval mode), its training history, validation + test predictions, the labels and the artifact folder (notebook 02)."""
+
+    model: nn.Module
+    history: History
+    predictions: pd.DataFrame
+    labels: list[str]
+    folder: Path
+    loaded: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def probabilities(self, split: str) -> pd.DataFrame:
+        """Return the predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
+        part = self.predictions[self.predictions["split"] == split]
+        if part.empty:
+            raise ValueError(f"no predictions for split {split!r}; the recipe stores validate and test")
+        return part.set_index("image_id")[self.labels]
+
+
+def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history: History,
+                     predictions: pd.DataFrame, *, folder: str | Path | None = None) -> TrainedImageModel:
+    """Save a trained model (``state_dict``), its history and predictions atomically under :func:`image_model_dir` (notebook 02)."""
+    folder = Path(folder) if folder is not None else image_model_dir(P)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+        history.table.to_csv(tmp / "history.csv", index=False)
+        predictions.to_csv(tmp / "predictions.csv", index=False)
+        meta = {
+            "key": image_model_key(P),
+            "labels": list(predictions.columns[2:]),
+            "data_fingerprint": _data_fingerprint(prepared),
+            "best_epoch": history.best_epoch,
+            "monitor": history.monitor,
+            "stopped_early": history.stopped_early,
+            "device": history.device,
+            "settings": history.settings,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if folder.exists():  # replace an old artifact: move it aside, move the new one in, then delete the old
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    history = History(history.table, history.best_epoch, history.monitor, history.stopped_early, history.device,
+                      str(folder / "model.pt"), history.settings)
+    return TrainedImageModel(model.eval(), history, predictions, list(meta["labels"]), folder, False, meta)
+
+
+def load_image_model(P: dict[str, Any], prepared: Any = None, *, folder: str | Path | None = None) -> TrainedImageModel | None:
+    """Load the saved model of profile ``P`` (``torch.load(weights_only=True)``), or return None when absent, incomplete or stale (notebook 02).
+
+    Stale means trained on other films than ``prepared`` holds (when ``prepared`` is given).
+    """
+    folder = Path(folder) if folder is not None else image_model_dir(P)
+    if not all((folder / name).is_file() for name in _FILES):
+        return None
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("key") != json.loads(json.dumps(image_model_key(P), default=str)):
+        return None
+    if prepared is not None and meta.get("data_fingerprint") != _data_fingerprint(prepared):
+        return None
+    labels = list(meta["labels"])
+    model = new_image_model(P, num_outputs=len(labels))
+    load_checkpoint(model, folder / "model.pt")
+    model.to(pick_device()).eval()
+    table = pd.read_csv(folder / "history.csv")
+    history = History(table, meta.get("best_epoch"), meta.get("monitor", "val_auroc"), bool(meta.get("stopped_early")),
+                      meta.get("device", "unknown"), str(folder / "model.pt"), meta.get("settings") or {})
+    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str})
+    return TrainedImageModel(model, history, predictions, labels, folder, True, meta)
+
+
+def trained_image_model(P: dict[str, Any], prepared: Any = None, *, progress: bool = True,
+                        force: bool = False) -> TrainedImageModel:
+    """Return notebook 02's image model for profile ``P``: loaded from ``CXRKIT_HOME`` when saved, else trained and saved (notebook 02).
+
+    Training is exactly what notebook 02 does: :func:`image_loaders` → :func:`new_image_model` →
+    ``fit(model, train, validate, **image_fit_settings(P))`` → :func:`image_predictions` on the
+    validation and test films. ``force=True`` retrains even when a saved model exists.
+    """
+    if not force:
+        found = load_image_model(P, prepared)
+        if found is not None:
+            return found
+    if prepared is None:
+        from cxrkit.prep import prepare
+
+        prepared = prepare(P, progress=progress)
+    loaders = image_loaders(P, prepared)
+    model = new_image_model(P, num_outputs=len(loaders.labels))
+    history = fit(model, loaders.train, loaders.validate, progress=progress, **image_fit_settings(P))
+    return save_image_model(P, prepared, model, history, image_predictions(model, loaders))
