@@ -6,12 +6,13 @@ nothing here ever contacts the Hugging Face Hub (``local_files_only=True`` on ev
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -50,12 +51,27 @@ def _resolve(path: str | Path | None) -> Path:
     return minilm_path() if path is None else _check_model_dir(Path(path))
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Switch off transformers' progress bars ("Loading weights") while loading, restoring the previous setting after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_pretrained_tokenizer(path: str | Path | None = None) -> Any:
     """Load the fast word-piece tokenizer of a local model folder (default: the bundled MiniLM), offline (notebook 03)."""
     from transformers import AutoTokenizer
 
     folder = _resolve(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
+    with _quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(f"the tokenizer in {folder} has no fast (Rust) version; word alignment needs its offsets")
     return tokenizer
@@ -65,7 +81,8 @@ def load_pretrained_model(path: str | Path | None = None) -> nn.Module:
     """Load the encoder of a local model folder (default: the bundled MiniLM) in eval mode, offline (notebook 03)."""
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(_resolve(path)), local_files_only=True)
+    with _quiet_loading():
+        model = AutoModel.from_pretrained(str(_resolve(path)), local_files_only=True)
     return model.eval()
 
 
@@ -77,6 +94,47 @@ def _embedding_matrix_cached(folder: str) -> torch.Tensor:
 def pretrained_embedding_matrix(path: str | Path | None = None) -> torch.Tensor:
     """Return the word-piece embedding matrix (``vocab_size × hidden``) of a local model, a fresh copy (notebook 03)."""
     return _embedding_matrix_cached(str(_resolve(path))).clone()
+
+
+class PrincipalVectors(NamedTuple):
+    """Pretrained word-piece vectors projected onto their top principal components (:func:`principal_embedding_matrix`)."""
+
+    matrix: torch.Tensor  # vocab_size × dim
+    explained: float  # fraction of the vectors' variance the kept components hold
+
+
+@lru_cache(maxsize=4)
+def _principal_cached(folder: str, dim: int) -> PrincipalVectors:
+    matrix = _embedding_matrix_cached(folder).double()
+    centred = matrix - matrix.mean(dim=0, keepdim=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 384×384 eigenproblem: one thread is instant, several can stall on a busy machine
+    try:
+        variances, vectors = torch.linalg.eigh(centred.T @ centred)  # the covariance's eigenvectors, ascending
+    finally:
+        torch.set_num_threads(threads)
+    order = torch.argsort(variances, descending=True)
+    components = vectors[:, order[:dim]].T
+    # each component is defined up to its sign; fix it (largest loading positive) so every machine agrees
+    signs = torch.sign(components.gather(1, components.abs().argmax(dim=1, keepdim=True)))
+    components = components * signs
+    explained = float(variances[order[:dim]].sum() / variances.sum())
+    return PrincipalVectors((centred @ components.T).float(), explained)
+
+
+def principal_embedding_matrix(dim: int, path: str | Path | None = None) -> PrincipalVectors:
+    """Return a local model's word-piece vectors projected onto their top ``dim`` principal components, and the variance kept (notebook 03).
+
+    A smaller embedding that keeps the main directions of the pretrained space: notebook 03's CNN
+    transfers these into its ``dim``-wide word embedding (cheaper to convolve than the full width).
+    Computed from the pretrained matrix alone — no report text — so nothing leaks from any split.
+    """
+    folder = str(_resolve(path))
+    hidden = _embedding_matrix_cached(folder).shape[1]
+    if not isinstance(dim, int) or not 1 <= dim <= hidden:
+        raise ValueError(f"dim must be an integer in [1, {hidden}] (the pretrained width), got {dim!r}")
+    found = _principal_cached(folder, dim)
+    return PrincipalVectors(found.matrix.clone(), found.explained)
 
 
 def encode_wordpieces(tokenizer: Any, texts: Iterable[str] | pd.Series, max_len: int) -> dict[str, torch.Tensor]:
@@ -131,6 +189,7 @@ def init_embedding_from_pretrained(
     tokenizer_path: str | Path | None = None,
     mean_of_pieces: bool = True,
     freeze: bool = False,
+    matrix: torch.Tensor | None = None,
 ) -> EmbeddingInit:
     """Copy pretrained word-piece vectors into a text model's embedding and report the coverage (notebook 03).
 
@@ -143,7 +202,9 @@ def init_embedding_from_pretrained(
       a word containing ``[UNK]`` pieces, and the special tokens, keep their random initialisation.
 
     ``tokenizer_path`` is the model folder (default: the tokenizer's own folder, else the bundled MiniLM);
-    ``freeze=True`` stops the embedding from training.
+    ``freeze=True`` stops the embedding from training. ``matrix`` replaces the model folder's own
+    vectors (one row per word-piece of its tokenizer), e.g. :func:`principal_embedding_matrix` for a
+    narrower embedding.
     """
     emb = _embedding_of(text_cnn)
     if isinstance(vocab, Vocabulary):
@@ -155,7 +216,10 @@ def init_embedding_from_pretrained(
         folder = _resolve(tokenizer_path if tokenizer_path is not None else (own if (own / "config.json").is_file() else None))
     else:
         raise TypeError(f"vocab must be a cxrkit Vocabulary or a Hugging Face tokenizer, got {type(vocab).__name__}")
-    matrix = pretrained_embedding_matrix(folder)
+    if matrix is None:
+        matrix = pretrained_embedding_matrix(folder)
+    elif matrix.ndim != 2 or matrix.shape[0] != len(tokenizer):
+        raise ValueError(f"matrix must have one row per word-piece ({len(tokenizer)}), got shape {tuple(matrix.shape)}")
     if emb.embedding_dim != matrix.shape[1]:
         raise ValueError(
             f"the model's embed_dim is {emb.embedding_dim} but the pretrained vectors in {folder} have "

@@ -10,51 +10,55 @@ from functools import lru_cache
 
 from cxrkit.text.tokenize import REDACTED_TOKEN
 
-#: Mention phrases (and common synonyms) of the 14 CheXpert observations, keyed by label. One data constant,
-#: used only by :func:`redact_label_terms`; plural forms are matched by the pattern, not listed here.
-LABEL_TERMS: dict[str, tuple[str, ...]] = {
-    "No Finding": ("no acute cardiopulmonary", "no acute process", "no acute abnormality"),
-    "Enlarged Cardiomediastinum": (
-        "enlarged cardiomediastinum", "cardiomediastinal enlargement", "widened mediastinum",
-        "mediastinal widening", "mediastinal enlargement", "enlarged mediastinum",
-    ),
-    "Cardiomegaly": (
-        "cardiomegaly", "enlarged heart", "heart is enlarged", "heart size is enlarged",
-        "cardiac enlargement", "enlarged cardiac silhouette", "enlargement of the heart",
-    ),
-    "Lung Lesion": ("nodule", "nodular", "mass", "lesion", "tumor", "neoplasm", "granuloma", "cavitation"),
-    "Lung Opacity": (
-        "opacity", "opacities", "opacification", "opacified", "infiltrate", "infiltration",
-        "density", "densities", "haziness", "hazy", "airspace disease", "reticulation",
-    ),
-    "Edema": (
-        "edema", "oedema", "vascular congestion", "pulmonary congestion", "vascular prominence",
-        "heart failure", "chf", "kerley",
-    ),
-    "Consolidation": ("consolidation", "consolidative", "consolidated", "airspace consolidation"),
-    "Pneumonia": ("pneumonia", "pneumonic", "infection", "infectious process", "aspiration"),
-    "Atelectasis": ("atelectasis", "atelectatic", "collapse", "collapsed"),
-    "Pneumothorax": ("pneumothorax", "pneumothoraces", "hydropneumothorax"),
-    "Pleural Effusion": ("pleural effusion", "effusion", "pleural fluid", "hydrothorax", "blunting"),
-    "Pleural Other": ("pleural thickening", "pleural scarring", "pleural plaque", "fibrothorax", "pleural calcification"),
-    "Fracture": ("fracture", "fractured", "fx"),
-    "Support Devices": (
-        "tube", "line", "catheter", "pacemaker", "pacer", "icd", "defibrillator", "wire", "lead",
-        "stent", "picc", "port", "port-a-cath", "drain", "clip", "valve", "sternotomy",
-        "endotracheal", "nasogastric", "tracheostomy", "support device", "device", "hardware",
-    ),
+#: Phrases redaction removes that the labeler finds another way (No Finding is computed from absences; bare device
+#: words; "heart is enlarged" is a neutral phrase plus an assertion) — the only list kept here.
+REDACTION_EXTRAS: dict[str, tuple[str, ...]] = {
+    "No Finding": ("no acute cardiopulmonary", "no acute intrathoracic", "no acute process", "no acute abnormality"),
+    "Cardiomegaly": ("heart is enlarged", "heart size is enlarged"),
+    "Support Devices": ("line", "lead", "wire", "clip", "valve", "sternotomy", "endotracheal", "nasogastric"),
 }
 
 
+def _labeler_mentions() -> dict[str, tuple[str, ...]]:
+    """Read the mention phrases of each observation from the labeler's phrase file; an implied concept's phrases
+    ("heart failure") count for the observations it implies."""
+    from importlib import resources
+
+    import yaml
+
+    from cxrkit.labeler import PHRASES_FILE
+    from cxrkit.labels import CHEXPERT_LABELS
+
+    data = yaml.safe_load(resources.files("cxrkit").joinpath(PHRASES_FILE).read_text(encoding="utf-8"))
+    terms: dict[str, list[str]] = {label: [] for label in CHEXPERT_LABELS}
+    for name, spec in (data.get("observations") or {}).items():
+        terms[name] += list((spec or {}).get("mentions") or [])
+    for spec in (data.get("implied") or {}).values():
+        for name in (spec or {}).get("implies") or {}:
+            terms[name] += list(spec.get("mentions") or [])
+    for name, extra in REDACTION_EXTRAS.items():
+        terms[name] += list(extra)
+    return {label: tuple(dict.fromkeys(phrases)) for label, phrases in terms.items()}
+
+
+#: Label-revealing phrases of the 14 CheXpert observations, keyed by label: the rule labeler's mention phrases
+#: (``cxrkit/labeler_phrases.yaml`` — one list for labelling and redaction) plus :data:`REDACTION_EXTRAS`.
+#: Phrases starting with ``re:`` are regular expressions; plain phrases match as in the labeler (plurals, hyphens).
+LABEL_TERMS: dict[str, tuple[str, ...]] = _labeler_mentions()
+
+
 def _pattern_for(terms: Iterable[str]) -> re.Pattern[str]:
-    """Return one case-insensitive whole-word pattern for ``terms``, longest first, allowing plural ``s``/``es``."""
-    cleaned = sorted({t.strip().lower() for t in terms if t and t.strip()}, key=lambda t: (-len(t), t))
+    """Return one case-insensitive whole-word pattern for ``terms``, each phrase matched as the labeler matches it.
+
+    Plain phrases come first, longest first ("pleural effusion" before "effusion"), then ``re:`` phrases.
+    """
+    from cxrkit.labeler import _phrase_pattern
+
+    cleaned = {t.strip() if t.startswith("re:") else t.strip().lower() for t in terms if t and t.strip()}
     if not cleaned:
         raise ValueError("no terms to redact: the term list is empty")
-    alternatives = []
-    for term in cleaned:
-        words = [re.escape(w) for w in term.split()]
-        alternatives.append(r"\s+".join(words) + r"(?:e?s)?")
+    ordered = sorted(cleaned, key=lambda t: (t.startswith("re:"), -len(t), t))
+    alternatives = [_phrase_pattern(t, plural=True) for t in ordered]
     return re.compile(r"(?<![\w\[])(?:" + "|".join(alternatives) + r")(?![\w\]])", re.IGNORECASE)
 
 
@@ -64,7 +68,7 @@ def _cached_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def label_terms(labels: Iterable[str] | None = None) -> tuple[str, ...]:
-    """Return the redaction phrases of ``labels`` (default: all 14 observations) from :data:`LABEL_TERMS` (notebook 03)."""
+    """Return the redaction phrases of ``labels`` (default: all 14 observations): the labeler's mentions plus a few extras (notebook 03)."""
     chosen = list(LABEL_TERMS) if labels is None else list(labels)
     unknown = [lab for lab in chosen if lab not in LABEL_TERMS]
     if unknown:

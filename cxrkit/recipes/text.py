@@ -1,0 +1,508 @@
+"""The text-model recipe of notebook 03, as one train-or-load call: :func:`trained_text_model`.
+
+Notebook 03 (text CNN) teaches every step — which report text a model reads, the vocabulary fitted on
+the training split only, ``max_len`` from the training lengths, the Kim-style CNN over word embeddings
+(random, or transferred from MiniLM's word-pieces), ``fit``, predictions — with the helpers below;
+notebooks 04 and 06 call ``trained_text_model(P)`` to get the same model without re-running notebook 03.
+The weights (``state_dict``), vocabulary, history and predictions are loaded from
+``CXRKIT_HOME/text_models/<key>`` when present and rebuilt with the same recipe when absent. The key
+holds every parameter that changes the model (:data:`TEXT_MODEL_KNOBS`, the text source, pretrained or
+not, the architecture and :data:`RECIPE_VERSION`); a fingerprint of the training data guards against
+reusing a model trained on other reports.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from cxrkit.devices import pick_device
+from cxrkit.labels import MODEL_LABELS, SPLITS
+from cxrkit.metrics import predictions_table
+from cxrkit.models.text import MiniLMClassifier, TextCNN
+from cxrkit.paths import artifact_dir
+from cxrkit.profiles import CLASS
+from cxrkit.recipes.image import evaluation_targets, image_targets
+from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
+from cxrkit.text.sources import DEFAULT_TEXT_SOURCE, TEXT_SOURCES
+from cxrkit.train import BatchLoader, History, fit, predict
+
+__all__ = [
+    "ARCHITECTURES",
+    "CNN_SETTINGS",
+    "EMBED_INIT_STD",
+    "MAX_LEN_QUANTILE",
+    "MINILM_SETTINGS",
+    "RECIPE_VERSION",
+    "TEXT_MODEL_KNOBS",
+    "TextData",
+    "TextDataset",
+    "TrainedTextModel",
+    "evaluation_targets",
+    "fit_text_encoder",
+    "load_text_model",
+    "new_text_model",
+    "save_text_model",
+    "single_thread",
+    "text_data",
+    "text_fit_settings",
+    "text_inputs",
+    "text_model_dir",
+    "text_model_key",
+    "text_predictions",
+    "text_targets",
+    "trained_text_model",
+]
+
+#: Profile knobs that change a trained text model; with the source, ``pretrained`` and the architecture they key its folder.
+TEXT_MODEL_KNOBS: tuple[str, ...] = (
+    "dataset", "data_root", "patients", "difficulty", "confounders", "seed",
+    "text_epochs", "text_lr", "batch_size", "patience", "uncertainty",
+)
+
+#: Bumped whenever the recipe itself changes (targets, encoding, architecture, fit settings), so old artifacts are not reused.
+RECIPE_VERSION = 1
+
+#: The Kim-style CNN of notebook 03: 64-d word embeddings, 32 filters each of widths 3, 4 and 5, dropout 0.5 before
+#: the head. 64 dimensions, not MiniLM's 384: the transferred vectors are MiniLM's projected onto their 64 principal
+#: components (:func:`~cxrkit.text.pretrained.principal_embedding_matrix`), which keeps training a few seconds on a
+#: laptop CPU (a convolution's cost grows with the embedding width).
+CNN_SETTINGS: dict[str, Any] = {"embed_dim": 64, "widths": (3, 4, 5), "channels": 32, "dropout": 0.5}
+
+#: Standard deviation of the random word vectors: about the spread of those 64 principal components (0.091), so the
+#: random and the transferred arms differ in *what* the vectors say, not in their scale (Kim 2014 does the same).
+EMBED_INIT_STD = 0.09
+
+#: Fine-tuning the whole MiniLM (optional, ``finetune_minilm``): a short run at a transformer-sized learning rate.
+MINILM_SETTINGS: dict[str, Any] = {"max_epochs": 3, "lr": 5e-5, "pooling": "mean", "dropout": 0.1}
+
+#: ``max_len`` covers this fraction of the training reports (notebook 03).
+MAX_LEN_QUANTILE = 0.95
+
+#: Weight decay of AdamW for text models; batch size for prediction-only passes.
+TEXT_WEIGHT_DECAY, EVAL_BATCH_SIZE = 1e-4, 512
+
+#: ``"cnn"``: the word-vocabulary TextCNN (``pretrained`` = MiniLM word-piece vectors transferred into it);
+#: ``"minilm"``: the whole MiniLM fine-tuned with a linear head (always pretrained).
+ARCHITECTURES: tuple[str, ...] = ("cnn", "minilm")
+
+_FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
+
+
+def _knob(P: dict[str, Any], name: str) -> Any:
+    return P.get(name, CLASS[name])
+
+
+def _check_source(source: str) -> str:
+    if source not in TEXT_SOURCES:
+        raise ValueError(f"unknown text source {source!r}; choose one of {list(TEXT_SOURCES)}")
+    return source
+
+
+def _check_arch(arch: str, pretrained: bool) -> str:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown text architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
+    if arch == "minilm" and not pretrained:
+        raise ValueError("the MiniLM is always pretrained: call with pretrained=True (or use arch='cnn')")
+    return arch
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, restoring the thread count after (notebook 03).
+
+    A text CNN's tensors are too small to gain from more threads — on a busy machine extra threads
+    mostly wait for each other — and one thread makes its numbers independent of the core count.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------- text, targets
+
+def text_targets(rows: pd.DataFrame, labels: Sequence[str] = MODEL_LABELS) -> np.ndarray:
+    """Return the ``N×K`` training targets of study-table rows, as for the image model: blank → 0, −1 kept (notebook 03)."""
+    return image_targets(rows, labels)
+
+
+def fit_text_encoder(table: pd.DataFrame, source: str, *, arch: str = "cnn",
+                     quantile: float = MAX_LEN_QUANTILE) -> tuple[Vocabulary | Any, int]:
+    """Fit what turns reports into ids on the **training rows only** and choose ``max_len`` from their lengths (notebook 03).
+
+    ``arch="cnn"``: a word :class:`~cxrkit.text.Vocabulary` (negation words kept, ``___`` one token);
+    ``arch="minilm"``: MiniLM's own word-piece tokenizer (nothing to fit; lengths count ``[CLS]``/``[SEP]``).
+    """
+    texts = text_for_source(table, _check_source(source))
+    train = texts[(table["split"] == "train").to_numpy()]
+    if arch == "minilm":
+        from cxrkit.text.pretrained import load_pretrained_tokenizer
+
+        tokenizer = load_pretrained_tokenizer()
+        lengths = [len(ids) for ids in tokenizer(list(train), truncation=False)["input_ids"]]
+        return tokenizer, choose_max_len(lengths, quantile, minimum=2)
+    vocab = fit_vocabulary(table, texts)
+    return vocab, choose_max_len(vocab.lengths(train), quantile)
+
+
+def text_inputs(table: pd.DataFrame, source: str, vocab: Vocabulary | Any, max_len: int) -> dict[str, Tensor]:
+    """Encode the ``source`` text of each row exactly as the recipe does: ``{"input_ids": N×max_len}`` (+ ``attention_mask`` for word-pieces) (notebook 03).
+
+    Feed the result to a text model as ``model(**inputs)``; notebooks 04 and 06 use it for new rows.
+    """
+    texts = text_for_source(table, _check_source(source))
+    if isinstance(vocab, Vocabulary):
+        return {"input_ids": vocab.encode(texts, int(max_len))}
+    from cxrkit.text.pretrained import encode_wordpieces
+
+    return encode_wordpieces(vocab, texts, int(max_len))
+
+
+class TextDataset:
+    """Encoded reports (a dict of ``N×L`` tensors) and their ``N×K`` targets, served in whole batches to :class:`~cxrkit.train.BatchLoader` (notebook 03)."""
+
+    def __init__(self, inputs: dict[str, Tensor], labels: np.ndarray | Tensor):
+        if not inputs or "input_ids" not in inputs:
+            raise ValueError("inputs must be a dict holding at least 'input_ids'")
+        n = inputs["input_ids"].shape[0]
+        if any(v.shape[0] != n for v in inputs.values()):
+            raise ValueError(f"every input tensor needs {n} rows, got {({k: tuple(v.shape) for k, v in inputs.items()})}")
+        targets = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels.float()
+        if targets.ndim != 2 or targets.shape[0] != n:
+            raise ValueError(f"labels must be N×K with N={n} rows (one per report), got {tuple(targets.shape)}")
+        self.inputs, self.labels = dict(inputs), targets
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def batch(self, index: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Return ``({name: B×L}, B×K)`` for the rows in ``index``."""
+        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
+
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
+
+    def to(self, device: torch.device | str) -> "TextDataset":
+        """Return a copy whose tensors live on ``device`` (the original is untouched)."""
+        clone = copy.copy(self)
+        clone.inputs = {k: v.to(device) for k, v in self.inputs.items()}
+        clone.labels = self.labels.to(device)
+        return clone
+
+
+@dataclass
+class TextData:
+    """One text source of a prepared dataset, encoded: rows, texts, inputs, targets and loaders per split (notebook 03)."""
+
+    source: str
+    vocab: Vocabulary | Any
+    max_len: int
+    rows: dict[str, pd.DataFrame]
+    texts: dict[str, pd.Series]
+    inputs: dict[str, dict[str, Tensor]]
+    targets: dict[str, np.ndarray]
+    loaders: dict[str, BatchLoader]
+    labels: list[str]
+
+
+def text_data(P: dict[str, Any], prepared: Any, source: str, *, arch: str = "cnn",
+              labels: Sequence[str] = MODEL_LABELS) -> TextData:
+    """Encode one text source of ``prepared`` for training: encoder fitted on train only, loaders per split (notebook 03).
+
+    One text per image (its study's report), so predictions join the image model's on ``image_id``.
+    The training loader reshuffles each epoch, seeded by ``P["seed"]``; validate and test keep table order.
+    """
+    labels = list(labels)
+    table = prepared.table
+    vocab, max_len = fit_text_encoder(table, source, arch=arch)
+    batch_size, seed = int(_knob(P, "batch_size")), int(_knob(P, "seed"))
+    rows, texts, inputs, targets, loaders = {}, {}, {}, {}, {}
+    for split in SPLITS:
+        split_rows = table[table["split"] == split].reset_index(drop=True)
+        if len(split_rows) == 0:
+            raise ValueError(f"the prepared dataset has no {split} rows; the recipe needs all three splits")
+        rows[split] = split_rows
+        texts[split] = text_for_source(split_rows, source)
+        inputs[split] = text_inputs(split_rows, source, vocab, max_len)
+        targets[split] = text_targets(split_rows, labels)
+        dataset = TextDataset(inputs[split], targets[split])
+        loaders[split] = (BatchLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed)
+                          if split == "train" else BatchLoader(dataset, batch_size=EVAL_BATCH_SIZE))
+    return TextData(source, vocab, max_len, rows, texts, inputs, targets, loaders, labels)
+
+
+# ------------------------------------------------------------------------------------------- model
+
+def new_text_model(P: dict[str, Any], vocab: Vocabulary | Any, *, pretrained: bool = False, arch: str = "cnn",
+                   num_outputs: int = len(MODEL_LABELS)) -> tuple[nn.Module, Any]:
+    """Build notebook 03's text model, seeded by ``P["seed"]``; return it and what the embedding transfer copied (or None) (notebook 03).
+
+    ``arch="cnn"``: a :class:`~cxrkit.models.text.TextCNN` (:data:`CNN_SETTINGS`) whose word vectors start
+    random (``N(0, EMBED_INIT_STD)``) and, with ``pretrained=True``, are then overwritten by MiniLM's
+    word-piece vectors on their principal components (a word split into pieces gets their mean). ``arch="minilm"``: the whole MiniLM,
+    to be fine-tuned, with a linear head.
+    """
+    _check_arch(arch, pretrained)
+    torch.manual_seed(int(_knob(P, "seed")))
+    if arch == "minilm":
+        return MiniLMClassifier(num_outputs=num_outputs, freeze=False, pooling=MINILM_SETTINGS["pooling"],
+                                dropout=MINILM_SETTINGS["dropout"]), None
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"the CNN reads a word Vocabulary, got {type(vocab).__name__}")
+    model = TextCNN(len(vocab), num_outputs=num_outputs, padding_idx=PAD_ID, **CNN_SETTINGS)
+    with torch.no_grad():
+        nn.init.normal_(model.embedding.weight, 0.0, EMBED_INIT_STD)
+        model.embedding.weight[PAD_ID].zero_()
+    report = None
+    if pretrained:
+        from cxrkit.text.pretrained import init_embedding_from_pretrained, principal_embedding_matrix
+
+        vectors = principal_embedding_matrix(int(CNN_SETTINGS["embed_dim"])).matrix
+        report = init_embedding_from_pretrained(model, vocab, matrix=vectors)
+    return model, report
+
+
+def text_fit_settings(P: dict[str, Any], *, arch: str = "cnn") -> dict[str, Any]:
+    """Return the keyword arguments notebook 03 passes to :func:`cxrkit.train.fit` for profile ``P`` (notebook 03)."""
+    epochs, lr = int(_knob(P, "text_epochs")), float(_knob(P, "text_lr"))
+    if arch == "minilm":
+        epochs, lr = min(epochs, int(MINILM_SETTINGS["max_epochs"])), float(MINILM_SETTINGS["lr"])
+    return dict(
+        epochs=epochs,
+        lr=lr,
+        weight_decay=TEXT_WEIGHT_DECAY,
+        uncertainty=str(_knob(P, "uncertainty")),
+        early_stopping_patience=int(_knob(P, "patience")),
+        seed=int(_knob(P, "seed")),
+    )
+
+
+def text_predictions(model: nn.Module, data: TextData, splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:
+    """Return the predictions table (``image_id``, ``split``, one probability per label) of ``splits``, one row per image (notebook 03)."""
+    parts = [predictions_table(data.rows[s]["image_id"].astype(str).to_numpy(), s, predict(model, data.loaders[s]),
+                               data.labels) for s in splits]
+    return pd.concat(parts, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------ artifacts
+
+def text_model_key(P: dict[str, Any], source: str | None = None, pretrained: bool = False, *,
+                   arch: str = "cnn") -> dict[str, Any]:
+    """Return the parameters that identify a trained text model: :data:`TEXT_MODEL_KNOBS`, source, pretrained, architecture, recipe version (notebook 03)."""
+    source = _check_source(source if source is not None else str(_knob(P, "text_source")))
+    _check_arch(arch, bool(pretrained))
+    key = {name: _knob(P, name) for name in TEXT_MODEL_KNOBS}
+    if key["data_root"] is not None:
+        key["data_root"] = str(Path(key["data_root"]).expanduser().resolve())
+    settings = dict(MINILM_SETTINGS) if arch == "minilm" else {**CNN_SETTINGS, "embed_init_std": EMBED_INIT_STD}
+    return {**key, "source": source, "pretrained": bool(pretrained), "arch": arch, "settings": settings,
+            "max_len_quantile": MAX_LEN_QUANTILE, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION}
+
+
+def text_model_dir(P: dict[str, Any], source: str | None = None, pretrained: bool = False, *, arch: str = "cnn") -> Path:
+    """Return ``CXRKIT_HOME/text_models/<key>``, where that text model lives (notebook 03)."""
+    return artifact_dir("text_models", text_model_key(P, source, pretrained, arch=arch))
+
+
+def _data_fingerprint(table: pd.DataFrame, source: str) -> str:
+    """A short hash of the rows, splits, texts and labels a model is trained and scored on, so stale models are never reused."""
+    text = text_for_source(table, source).fillna("").astype(str)
+    y = pd.DataFrame(text_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
+    lines = (table["image_id"].astype(str) + "|" + table["split"].astype(str) + "|" + text.to_numpy() + "|" + y.to_numpy())
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
+
+
+def _jsonable_key(key: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(key, default=str))
+
+
+@dataclass
+class TrainedTextModel:
+    """What the text recipe returns: the model (eval mode), its vocabulary (or word-piece tokenizer) and ``max_len``,
+    training history, validation + test predictions, labels and artifact folder (notebook 03)."""
+
+    model: nn.Module
+    vocab: Vocabulary | Any
+    max_len: int
+    history: History
+    predictions: pd.DataFrame
+    labels: list[str]
+    folder: Path
+    source: str = DEFAULT_TEXT_SOURCE
+    pretrained: bool = False
+    arch: str = "cnn"
+    loaded: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokenizer(self) -> Vocabulary | Any:
+        """The same object as :attr:`vocab` (a word-piece tokenizer for the MiniLM)."""
+        return self.vocab
+
+    def texts(self, table: pd.DataFrame) -> pd.Series:
+        """Return the text this model reads for each row of a study table."""
+        return text_for_source(table, self.source)
+
+    def inputs(self, table: pd.DataFrame) -> dict[str, Tensor]:
+        """Encode rows of a study table for this model (:func:`text_inputs` with its source, vocabulary and ``max_len``)."""
+        return text_inputs(table, self.source, self.vocab, self.max_len)
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        """Return ``N×K`` probabilities for rows of a study table (eval mode, no gradients)."""
+        inputs = self.inputs(table)
+        dummy = np.zeros((len(table), len(self.labels)), dtype=np.float32)
+        with single_thread() if self.arch == "cnn" else contextlib.nullcontext():
+            return predict(self.model, BatchLoader(TextDataset(inputs, dummy), batch_size=EVAL_BATCH_SIZE))
+
+    def probabilities(self, split: str) -> pd.DataFrame:
+        """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
+        part = self.predictions[self.predictions["split"] == split]
+        if part.empty:
+            raise ValueError(f"no predictions for split {split!r}; the recipe stores validate and test")
+        return part.set_index("image_id")[self.labels]
+
+
+def _write_encoder(vocab: Vocabulary | Any, folder: Path) -> dict[str, Any]:
+    if isinstance(vocab, Vocabulary):
+        vocab.save(folder / "vocab.json")
+        return {"kind": "vocabulary", "file": "vocab.json"}
+    return {"kind": "wordpiece", "path": str(getattr(vocab, "name_or_path", ""))}
+
+
+def _read_encoder(info: dict[str, Any], folder: Path) -> Vocabulary | Any:
+    if info.get("kind") == "vocabulary":
+        return Vocabulary.load(folder / info["file"])
+    from cxrkit.text.pretrained import load_pretrained_tokenizer
+
+    path = info.get("path") or None
+    return load_pretrained_tokenizer(path if path and Path(path).is_dir() else None)
+
+
+def save_text_model(P: dict[str, Any], prepared: Any, source: str, pretrained: bool, model: nn.Module,
+                    vocab: Vocabulary | Any, max_len: int, history: History, predictions: pd.DataFrame, *,
+                    arch: str = "cnn", embedding_init: Any = None, folder: str | Path | None = None) -> Path:
+    """Save a trained text model (``state_dict``), its vocabulary, history and predictions atomically (notebook 03)."""
+    folder = Path(folder) if folder is not None else text_model_dir(P, source, pretrained, arch=arch)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+        history.table.to_csv(tmp / "history.csv", index=False)
+        predictions.to_csv(tmp / "predictions.csv", index=False)
+        meta = {
+            "key": text_model_key(P, source, pretrained, arch=arch),
+            "source": source,
+            "pretrained": bool(pretrained),
+            "arch": arch,
+            "labels": [str(c) for c in predictions.columns[2:]],
+            "max_len": int(max_len),
+            "encoder": _write_encoder(vocab, tmp),
+            "vocab_size": len(vocab),
+            "data_fingerprint": _data_fingerprint(prepared.table, source),
+            "embedding_init": None if embedding_init is None else {
+                "summary": str(embedding_init), "coverage": embedding_init.coverage,
+                "exact_coverage": embedding_init.exact_coverage, "missing": list(embedding_init.missing)},
+            "best_epoch": history.best_epoch,
+            "monitor": history.monitor,
+            "stopped_early": history.stopped_early,
+            "device": history.device,
+            "settings": history.settings,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if folder.exists():  # replace an old artifact: move it aside, move the new one in, then delete the old
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_text_model(P: dict[str, Any], source: str | None = None, pretrained: bool = False, prepared: Any = None, *,
+                    arch: str = "cnn", folder: str | Path | None = None) -> TrainedTextModel | None:
+    """Load a saved text model (``torch.load(weights_only=True)``), or return None when absent, incomplete or stale (notebook 03).
+
+    Stale means its key differs, or (when ``prepared`` is given) it was trained on other rows, texts or labels.
+    """
+    source = _check_source(source if source is not None else str(_knob(P, "text_source")))
+    key = text_model_key(P, source, pretrained, arch=arch)
+    folder = Path(folder) if folder is not None else artifact_dir("text_models", key)
+    if not all((folder / name).is_file() for name in _FILES):
+        return None
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("key") != _jsonable_key(key):
+        return None
+    if prepared is not None and meta.get("data_fingerprint") != _data_fingerprint(prepared.table, source):
+        return None
+    labels = list(meta["labels"])
+    vocab = _read_encoder(meta["encoder"], folder)
+    if arch == "minilm":
+        model: nn.Module = MiniLMClassifier(num_outputs=len(labels), freeze=False, pooling=MINILM_SETTINGS["pooling"],
+                                            dropout=MINILM_SETTINGS["dropout"])
+    else:
+        model = TextCNN(len(vocab), num_outputs=len(labels), padding_idx=PAD_ID, **CNN_SETTINGS)
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.to(pick_device()).eval()
+    table = pd.read_csv(folder / "history.csv")
+    history = History(table, meta.get("best_epoch"), meta.get("monitor", "val_auroc"), bool(meta.get("stopped_early")),
+                      meta.get("device", "unknown"), str(folder / "model.pt"), meta.get("settings") or {})
+    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str},
+                              float_precision="round_trip")
+    return TrainedTextModel(model, vocab, int(meta["max_len"]), history, predictions, labels, folder,
+                            source, bool(pretrained), arch, True, meta)
+
+
+def trained_text_model(P: dict[str, Any], source: str | None = None, pretrained: bool = False, prepared: Any = None, *,
+                       arch: str = "cnn", progress: bool = True, force: bool = False) -> TrainedTextModel:
+    """Return notebook 03's text model for profile ``P`` and a text source: loaded from ``CXRKIT_HOME`` when saved, else trained and saved (notebook 03).
+
+    ``source`` is a key of :data:`~cxrkit.text.TEXT_SOURCES` (default ``P["text_source"]``, the indication);
+    ``pretrained=True`` transfers MiniLM's word-piece vectors into the CNN's embedding (``arch="minilm"``
+    fine-tunes the whole MiniLM instead). Training is exactly what notebook 03 does: :func:`text_data` →
+    :func:`new_text_model` → ``fit(model, train, validate, **text_fit_settings(P))`` →
+    :func:`text_predictions` on the validation and test rows. ``force=True`` retrains even when saved.
+    """
+    source = _check_source(source if source is not None else str(_knob(P, "text_source")))
+    _check_arch(arch, bool(pretrained))
+    if not force:
+        found = load_text_model(P, source, pretrained, prepared, arch=arch)
+        if found is not None:
+            return found
+    if prepared is None:
+        from cxrkit.prep import prepare
+
+        prepared = prepare(P, progress=progress)
+    data = text_data(P, prepared, source, arch=arch)
+    model, report = new_text_model(P, data.vocab, pretrained=pretrained, arch=arch, num_outputs=len(data.labels))
+    with single_thread() if arch == "cnn" else contextlib.nullcontext():
+        history = fit(model, data.loaders["train"], data.loaders["validate"], progress=progress,
+                      **text_fit_settings(P, arch=arch))
+        predictions = text_predictions(model, data)
+    folder = save_text_model(P, prepared, source, pretrained, model, data.vocab, data.max_len, history,
+                             predictions, arch=arch, embedding_init=report)
+    found = load_text_model(P, source, pretrained, prepared, arch=arch, folder=folder)
+    if found is None:  # pragma: no cover - the folder was just written
+        raise RuntimeError(f"the text model saved to {folder} could not be read back")
+    found.loaded = False
+    return found
