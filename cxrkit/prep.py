@@ -21,7 +21,7 @@ from cxrkit.repro import rng
 
 #: Patient fractions for train / validate / test when a dataset has no official split.
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.65, 0.15, 0.20)
-FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP")
+FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP", "FRONTAL")  # FRONTAL: frontal, PA vs AP unknown (IU PNGs)
 
 
 class SplitLeakError(AssertionError):

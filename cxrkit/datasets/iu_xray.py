@@ -14,7 +14,7 @@ import pandas as pd
 from cxrkit.errors import CxrkitError, DatasetLayoutError
 
 from .headers import read_dicom_headers
-from .layout import check_layout, top_level_entries, walk_files
+from .layout import DatasetFileError, check_layout, top_level_entries, walk_files
 from .manifest import load_manifest
 from .table import build_table, normalise_sex, normalise_view
 from .textlabels import label_texts, labeling_text, report_fields
@@ -73,6 +73,25 @@ def _uid(value: object) -> str:
     return re.sub(r"^CXR", "", str(value).strip(), flags=re.IGNORECASE)
 
 
+#: The popular derivative CSV (``uid,filename,projection``) that gives PNG-release films a view.
+PROJECTIONS_CSV = "indiana_projections.csv"
+_PROJECTION_VIEW = {"frontal": "FRONTAL", "lateral": "LATERAL"}
+
+
+def _projections(root: Path) -> dict[str, str]:
+    """Read ``indiana_projections.csv`` when present: normalised image id → ``FRONTAL``/``LATERAL`` (PA vs AP unknown)."""
+    path = root / PROJECTIONS_CSV
+    if not path.exists():
+        return {}
+    table = pd.read_csv(path, dtype=str)
+    missing = {"filename", "projection"} - set(table.columns)
+    if missing:
+        raise DatasetFileError(f"{path} lacks column(s) {sorted(missing)}; expected uid,filename,projection")
+    ids = table["filename"].str.replace(r"(\.dcm)?\.png$", "", regex=True)
+    views = table["projection"].str.strip().str.lower().map(_PROJECTION_VIEW)
+    return dict(zip(ids, views))
+
+
 def load_iu_xray(root: Path, *, images: str = "auto", images_root: str | Path | None = None, read_headers: bool = True) -> pd.DataFrame:
     """Read the IU X-ray collection into the study table: one row per image of each report, labels from the report text by the rule labeler (notebook 01)."""
     if images not in IMAGE_KINDS:
@@ -87,6 +106,7 @@ def load_iu_xray(root: Path, *, images: str = "auto", images_root: str | Path | 
     reports = _parse_reports(_reports_dir(root, reports_name))
     found, kind = index_images(image_base, images, reports_name)
 
+    projections = _projections(root)
     headers: dict[Path, dict] = {}
     if kind == "dcm" and read_headers:
         headers = read_dicom_headers(found.values())
@@ -102,7 +122,7 @@ def load_iu_xray(root: Path, *, images: str = "auto", images_root: str | Path | 
             header = headers.get(path, {})
             rows.append({
                 "dataset": NAME, "subject_id": uid, "study_id": uid, "image_id": image_id, "image_path": str(path),
-                "view": normalise_view(header.get("view")), "split": None, **report_fields(report.sections),
+                "view": normalise_view(header.get("view")) or projections.get(image_id), "split": None, **report_fields(report.sections),
                 "site": manifest.get("site"), "age": header.get("age"), "sex": normalise_sex(header.get("sex")),
                 **label_row,
             })
