@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cxrkit.prep import FRONTAL_VIEWS
+
 from cxrkit.datasets import (
     DATASETS,
     DatasetFileError,
@@ -59,7 +61,8 @@ def test_registry_names_and_manifests():
         manifest = load_manifest(name)
         assert manifest["name"] == name
         assert manifest["env_var"] == "CXRKIT_" + name.upper().replace("-", "_") + "_ROOT"
-        assert [v.upper() for v in manifest["views"]["frontal"]] == ["PA", "AP"]
+        frontal = [v.upper() for v in manifest["views"]["frontal"]]
+        assert frontal[:2] == ["PA", "AP"] and set(frontal) <= set(FRONTAL_VIEWS)  # prep agrees with the manifest
         assert manifest["layout"]["required"]
     nih_map = load_manifest("nih-cxr14")["labels"]["map"]
     assert nih_map["Effusion"] == "Pleural Effusion" and nih_map["Infiltration"] == "Lung Opacity"
