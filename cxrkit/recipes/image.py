@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.image import build_image_model
 from cxrkit.paths import artifact_dir
+from cxrkit.recipes.store import history_meta, publish
 from cxrkit.profiles import CLASS
 from cxrkit.train import (BatchLoader, History, ImageAugment, ImageDataset, apply_uncertainty_policy, fit,
                           load_checkpoint, predict)
@@ -239,20 +239,10 @@ def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history
             "key": image_model_key(P),
             "labels": list(predictions.columns[2:]),
             "data_fingerprint": _data_fingerprint(prepared),
-            "best_epoch": history.best_epoch,
-            "monitor": history.monitor,
-            "stopped_early": history.stopped_early,
-            "device": history.device,
-            "settings": history.settings,
+            **history_meta(history),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        if folder.exists():  # replace an old artifact: move it aside, move the new one in, then delete the old
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        publish(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

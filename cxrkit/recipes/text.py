@@ -16,7 +16,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.text import MiniLMClassifier, TextCNN
 from cxrkit.paths import artifact_dir
+from cxrkit.recipes.store import history_meta, publish
 from cxrkit.profiles import CLASS
 from cxrkit.recipes.image import evaluation_targets, image_targets
 from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
@@ -419,20 +419,10 @@ def save_text_model(P: dict[str, Any], prepared: Any, source: str, pretrained: b
             "embedding_init": None if embedding_init is None else {
                 "summary": str(embedding_init), "coverage": embedding_init.coverage,
                 "exact_coverage": embedding_init.exact_coverage, "missing": list(embedding_init.missing)},
-            "best_epoch": history.best_epoch,
-            "monitor": history.monitor,
-            "stopped_early": history.stopped_early,
-            "device": history.device,
-            "settings": history.settings,
+            **history_meta(history),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        if folder.exists():  # replace an old artifact: move it aside, move the new one in, then delete the old
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        publish(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
