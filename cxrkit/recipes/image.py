@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,7 +24,7 @@ from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.image import build_image_model
 from cxrkit.paths import artifact_dir
-from cxrkit.recipes.store import history_meta, publish
+from cxrkit.recipes.store import history_meta, staged_folder, write_meta, write_training_files
 from cxrkit.profiles import CLASS
 from cxrkit.train import (BatchLoader, History, ImageAugment, ImageDataset, apply_uncertainty_policy, fit,
                           load_checkpoint, predict)
@@ -228,24 +226,15 @@ def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history
                      predictions: pd.DataFrame, *, folder: str | Path | None = None) -> TrainedImageModel:
     """Save a trained model (``state_dict``), its history and predictions atomically under :func:`image_model_dir` (notebook 02)."""
     folder = Path(folder) if folder is not None else image_model_dir(P)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-        history.table.to_csv(tmp / "history.csv", index=False)
-        predictions.to_csv(tmp / "predictions.csv", index=False)
+    with staged_folder(folder) as tmp:
+        write_training_files(tmp, model, history, predictions)
         meta = {
             "key": image_model_key(P),
             "labels": list(predictions.columns[2:]),
             "data_fingerprint": _data_fingerprint(prepared),
             **history_meta(history),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        publish(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_meta(tmp, meta)
     history = History(history.table, history.best_epoch, history.monitor, history.stopped_early, history.device,
                       str(folder / "model.pt"), history.settings)
     return TrainedImageModel(model.eval(), history, predictions, list(meta["labels"]), folder, False, meta)

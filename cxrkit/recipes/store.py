@@ -1,11 +1,13 @@
 """Saving a recipe's artifact folder so that a reader never sees half of it (notebooks 02–06 load these)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def publish(tmp: Path, folder: Path) -> None:
@@ -19,7 +21,35 @@ def publish(tmp: Path, folder: Path) -> None:
         os.replace(tmp, folder)
 
 
+@contextmanager
+def staged_folder(folder: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``folder``; publish it on success, delete it on any failure."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        publish(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def history_meta(history: Any) -> dict[str, Any]:
     """The facts of a training ``History`` that a recipe stores in its ``meta.json``."""
     return {"best_epoch": history.best_epoch, "monitor": history.monitor, "stopped_early": history.stopped_early,
             "device": history.device, "settings": history.settings}
+
+
+def write_training_files(tmp: Path, model: Any, history: Any, predictions: Any) -> None:
+    """Write what every trained model's folder holds: ``model.pt`` (a CPU ``state_dict``), history and predictions."""
+    import torch
+
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+    history.table.to_csv(tmp / "history.csv", index=False)
+    predictions.to_csv(tmp / "predictions.csv", index=False)
+
+
+def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
+    """Write ``meta.json`` (the artifact's key, data fingerprint and training facts)."""
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))

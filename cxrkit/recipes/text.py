@@ -16,8 +16,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -32,7 +30,7 @@ from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.text import MiniLMClassifier, TextCNN
 from cxrkit.paths import artifact_dir
-from cxrkit.recipes.store import history_meta, publish
+from cxrkit.recipes.store import history_meta, staged_folder, write_meta, write_training_files
 from cxrkit.profiles import CLASS
 from cxrkit.recipes.image import evaluation_targets, image_targets
 from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
@@ -399,13 +397,8 @@ def save_text_model(P: dict[str, Any], prepared: Any, source: str, pretrained: b
                     arch: str = "cnn", embedding_init: Any = None, folder: str | Path | None = None) -> Path:
     """Save a trained text model (``state_dict``), its vocabulary, history and predictions atomically (notebook 03)."""
     folder = Path(folder) if folder is not None else text_model_dir(P, source, pretrained, arch=arch)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-        history.table.to_csv(tmp / "history.csv", index=False)
-        predictions.to_csv(tmp / "predictions.csv", index=False)
+    with staged_folder(folder) as tmp:
+        write_training_files(tmp, model, history, predictions)
         meta = {
             "key": text_model_key(P, source, pretrained, arch=arch),
             "source": source,
@@ -421,11 +414,7 @@ def save_text_model(P: dict[str, Any], prepared: Any, source: str, pretrained: b
                 "exact_coverage": embedding_init.exact_coverage, "missing": list(embedding_init.missing)},
             **history_meta(history),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        publish(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_meta(tmp, meta)
     return folder
 
 
