@@ -129,6 +129,17 @@ def test_a_model_trained_on_other_films_is_not_reused(toy, tmp_path, monkeypatch
     assert len(calls) == 2
 
 
+def test_a_model_trained_on_other_labels_is_not_reused(toy, monkeypatch):
+    P, prepared = toy
+    calls = _counting_fit(monkeypatch)
+    recipe.trained_image_model(P, prepared, progress=False)
+    relabelled = prepared.table.copy()
+    label = recipe.MODEL_LABELS[0]
+    relabelled.loc[relabelled.index[0], label] = 1.0 - float(relabelled.loc[relabelled.index[0], label] == 1.0)
+    recipe.trained_image_model(P, prep.Prepared(prepared.folder, relabelled, prepared.cache), progress=False)
+    assert len(calls) == 2  # same films and splits, one label changed (a regenerated report): retrained
+
+
 def test_the_recipe_is_the_notebooks_steps(toy):
     """Notebook 02 trains with these exact calls; the recipe must give the same predictions."""
     P, prepared = toy

@@ -129,3 +129,26 @@ def test_params_round_trip():
     assert SynthParams.from_dict(p.to_dict()) == p
     q = SynthParams.from_profile({"patients": 9, "seed": 1, "difficulty": 1.0, "confounders": True, "image_size": 128})
     assert (q.patients, q.seed, q.image_size) == (9, 1, SynthParams().image_size)
+
+
+def test_indication_names_only_the_known_history():
+    """The requisition may name a prior or chronic finding, never one the clinician cannot know of yet."""
+    from cxrkit.synth.course import sample_plans
+    from cxrkit.synth.reports import _HISTORY_TEXT, indication, known_history
+
+    plans = sample_plans(SynthParams(patients=300, seed=5))
+    rng = np.random.default_rng(0)
+    named_any, first_named = 0, 0
+    for patient in plans:
+        for study in patient.studies:
+            text = indication(study, rng)
+            named = {f for f, phrases in _HISTORY_TEXT.items() if any(p in text for p in phrases)}
+            known = set(known_history(study))
+            # "recent pneumonia" is written for Pneumonia and for Consolidation: either may be the known one
+            shared = {"Pneumonia", "Consolidation"} if named & {"Pneumonia", "Consolidation"} & known else set()
+            assert named <= known | shared, (text, known)
+            named_any += bool(named)
+            first_named += bool(named) and study.index == 0
+            if study.index == 0:
+                assert known <= set(study.findings), "a first film's history can only be a chronic present finding"
+    assert named_any > 50 and first_named > 10  # the history is written often enough to carry signal

@@ -196,10 +196,11 @@ def image_model_dir(P: dict[str, Any]) -> Path:
 
 
 def _data_fingerprint(prepared: Any) -> str:
-    """A short hash of which films are in which split, so a model trained on other data is never reused."""
-    table = prepared.table[["image_id", "split"]].astype(str).sort_values("image_id")
-    blob = "\n".join(table["image_id"] + "," + table["split"]).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    """A short hash of which films are in which split with which labels, so a model trained on other data is never reused."""
+    table = prepared.table
+    y = pd.DataFrame(image_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
+    lines = table["image_id"].astype(str) + "," + table["split"].astype(str) + "," + y.to_numpy()
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -200,7 +200,7 @@ def _severity_from_margin(margin: float, base: float) -> float:
 
 def _choose_story(rng: np.random.Generator, present: set[str], index: int, had_devices: bool) -> str:
     names = list(STORIES)
-    w = np.array([STORIES[s][0] + 1.6 * sum(f in present for f in STORIES[s][1]) for s in names])
+    w = np.array([STORIES[s][0] + 3.0 * sum(f in present for f in STORIES[s][1]) for s in names])
     if index > 0:
         w[names.index("preop")] *= 0.2
     if had_devices:

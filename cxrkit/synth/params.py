@@ -28,7 +28,7 @@ DEFAULT_IMAGE_SIZE = 320
 TRANSFER_SYNTAXES = ("rle", "deflate", "explicit")
 
 #: Bumped whenever the generator's output changes, so cached cohorts keyed by the parameters are not reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 @dataclass

@@ -36,6 +36,24 @@ _STORY_TEXT = {
                  ["eval for acute process", "eval for interval change"]),
 }
 
+#: How a requisition names a finding already known from the patient's history (never the film's own result).
+_HISTORY_TEXT = {
+    "Cardiomegaly": ["history of CHF", "known cardiomyopathy"],
+    "Edema": ["CHF exacerbation", "volume overload on dialysis"],
+    "Pleural Effusion": ["known pleural effusion", "recurrent effusions s/p thoracentesis"],
+    "Lung Lesion": ["known lung nodule", "history of lung cancer"],
+    "Pneumothorax": ["recent pneumothorax", "pneumothorax s/p chest tube"],
+    "Pneumonia": ["recent pneumonia", "on antibiotics for pneumonia"],
+    "Consolidation": ["known RLL opacity", "recent pneumonia"],
+    "Atelectasis": ["post-operative, splinting", "recent abdominal surgery"],
+    "Fracture": ["recent rib fractures", "known rib fractures"],
+    "Enlarged Cardiomediastinum": ["known thoracic aortic aneurysm", "history of aortic aneurysm"],
+}
+#: Findings a clinician may know of before a patient's first film here (chronic disease).
+_CHRONIC = ("Cardiomegaly", "Lung Lesion", "Enlarged Cardiomediastinum", "Edema")
+#: Chance that each known finding of the history is written into the indication.
+_HISTORY_MENTION = 0.5
+
 _DEVICE_TEXT = {
     "ett": ["Endotracheal tube terminates approximately {cm} cm above the carina.",
             "The endotracheal tube is in standard position, {cm} cm above the carina."],
@@ -247,8 +265,22 @@ def findings_and_impression(study: StudyPlan, rng: np.random.Generator) -> tuple
     return " ".join(body), imp_text
 
 
+def known_history(study: StudyPlan) -> list[str]:
+    """Return the findings the requesting clinician already knows of: the prior study's, or a chronic one (notebook 01)."""
+    if study.index > 0:
+        known = [n for n, f in study.findings.items() if f.change != "new"] + list(study.resolved)
+    else:
+        known = [n for n in study.findings if n in _CHRONIC]
+    return sorted(n for n in set(known) if n in _HISTORY_TEXT)
+
+
 def indication(study: StudyPlan, rng: np.random.Generator) -> str:
-    """Return the INDICATION line from the clinical story: correlates with, but never names, the findings (notebook 01)."""
+    """Return the INDICATION line: the clinical story plus, at times, the known history (notebook 01).
+
+    Like a real requisition it is written before the film is read, so it may name a finding the patient is
+    *known* to have had ("known pleural effusion") — which is often, but not always, still there — and never
+    the film's own result. A finding that resolved since the prior study can still be named.
+    """
     texts, questions = _STORY_TEXT[study.story]
     text = str(rng.choice(texts))
     if study.story == "lines" and study.devices:
@@ -256,6 +288,9 @@ def indication(study: StudyPlan, rng: np.random.Generator) -> str:
         text = {"ett": "intubated patient", "ng": "intubated patient", "pacemaker": "s/p pacemaker placement",
                 "cvc_ij": "s/p central line placement", "cvc_subclavian": "s/p central line placement"}.get(
             d, "s/p chest tube placement")
+    history = [str(rng.choice(_HISTORY_TEXT[n])) for n in known_history(study) if rng.random() < _HISTORY_MENTION]
+    if history:
+        text = f"{', '.join(dict.fromkeys(history[:2]))}, now {text}"
     who = "woman" if study.sex == "F" else "man"
     lead = str(rng.choice([f"___ year old {who} with {text}", f"___{study.sex} with {text}", f"History: ___{study.sex} with {text}"]))
     return f"{lead}  // {rng.choice(questions)}"
