@@ -16,6 +16,9 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "cxrkit.synth.cli",
     "cxrkit.prep",
     "cxrkit.fetch",
+    "cxrkit.student",
+    "cxrkit.reproduce",
+    "cxrkit.report",
 )
 
 

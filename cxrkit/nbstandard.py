@@ -4,6 +4,12 @@ Title with learning objectives → one imports cell ending in the environment re
 ``parameters`` cell holding ``class``-profile defaults → … ; no saved outputs except in cells marked
 ``# NBVAL_CHECK_OUTPUT``; execution counts never out of order. ``tests/test_notebook_standard.py``
 runs :func:`check_notebook` over every notebook (see DESIGN.md, "Notebook standard").
+
+One documented exception to "one imports cell": a notebook may start its code with a cell tagged
+``colab-setup`` whose source is exactly :data:`COLAB_SETUP_SOURCE`. It installs cxrkit only where cxrkit
+is not importable (Google Colab, a bare Jupyter server) and does nothing in the kit's own environment,
+on Binder (whose ``binder/postBuild`` installs the kit) or under nbval/papermill. Its text is fixed here
+so every notebook carries the same cell; :func:`colab_setup_cell` builds it.
 """
 from __future__ import annotations
 
@@ -16,6 +22,25 @@ from cxrkit.profiles import CLASS
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 REPORT_CALL = "environment_report"
+COLAB_TAG = "colab-setup"
+#: Where the colab-setup cell installs cxrkit from, unless ``CXRKIT_PIP_SPEC`` names another source.
+CXRKIT_PIP_SOURCE = "git+https://github.com/cxrkit/cxrkit"
+#: The one allowed cell before the imports cell (tagged ``colab-setup``), character for character.
+COLAB_SETUP_SOURCE = "\n".join([
+    "# Colab / bare Jupyter only: install cxrkit when it is missing (does nothing where cxrkit is installed).",
+    "import importlib.util",
+    "import os",
+    "",
+    'if importlib.util.find_spec("cxrkit") is None:',
+    f'    CXRKIT_PIP_SPEC = os.environ.get("CXRKIT_PIP_SPEC", "{CXRKIT_PIP_SOURCE}")',
+    '    %pip install --quiet "$CXRKIT_PIP_SPEC"',
+])
+
+
+def colab_setup_cell() -> dict[str, Any]:
+    """Return the ``colab-setup`` code cell every notebook may start with (notebooks 00–06, README "Working elsewhere")."""
+    return {"cell_type": "code", "execution_count": None, "id": "colab-setup",
+            "metadata": {"tags": [COLAB_TAG]}, "outputs": [], "source": COLAB_SETUP_SOURCE}
 
 
 def _source(cell: dict[str, Any]) -> str:
@@ -79,6 +104,14 @@ def check_notebook(nb: dict[str, Any]) -> list[str]:
         problems.append("the title cell must list the learning objectives")
 
     code = [(i, c) for i, c in enumerate(cells) if c.get("cell_type") == "code"]
+    colab = [(i, c) for i, c in code if COLAB_TAG in c.get("metadata", {}).get("tags", [])]
+    for i, cell in colab:
+        if i != code[0][0]:
+            problems.append(f"cell {i} is tagged {COLAB_TAG!r} but is not the first code cell")
+        elif _source(cell) != COLAB_SETUP_SOURCE:
+            problems.append(f"cell {i} ({COLAB_TAG}) must be exactly cxrkit.nbstandard.COLAB_SETUP_SOURCE")
+    if colab and colab[0][0] == code[0][0]:
+        code = code[1:]
     if not code:
         return problems + ["the notebook has no code cells"]
     imports_index, imports_cell = code[0]

@@ -108,7 +108,21 @@ def compare_values(got: Any, expected: Any, *, rtol: float = 1e-5, atol: float =
             if problem:
                 return f"[{key!r}] {problem}"
         return None
-    return None if got == expected else f"expected {expected!r}, got {got!r}"
+    if isinstance(expected, list) and isinstance(got, (list, tuple)) and got != expected:
+        extra = [g for g in got if g not in expected]
+        missing = [e for e in expected if e not in got]
+        if extra or missing:
+            return (f"expected {len(expected)} items, got {len(got)}"
+                    + (f"; should not be there: {_short(extra)}" if extra else "")
+                    + (f"; missing: {_short(missing)}" if missing else ""))
+        return f"the right items in the wrong order: expected {_short(expected)}, got {_short(list(got))}"
+    return None if got == expected else f"expected {_short(expected)}, got {_short(got)}"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a message stays one or two lines."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def check(name: str, student: Callable[..., Any], *, verbose: bool = True) -> CheckResult:
