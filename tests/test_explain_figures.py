@@ -44,3 +44,27 @@ def test_overlay_film_grid_with_boxes():
         overlay_figure(np.stack([image, image]), {"ig": np.stack([attr, attr])}, regions=boxes)
     with pytest.raises(ValueError, match="'ig'"):
         overlay_figure(np.stack([image, image]), {"ig": attr})
+
+
+def test_method_film_explorer_slider_shows_one_film_at_a_time():
+    from cxrkit.explain import method_film_explorer
+
+    rng = np.random.default_rng(0)
+    films = rng.random((3, 32, 32))
+    maps = {"a": rng.random((3, 16, 16)), "b": rng.standard_normal((3, 32, 32))}
+    truth = np.zeros((32, 32), bool)
+    truth[4:10, 4:10] = True
+    fig = method_film_explorer(films, maps, [truth, None, truth], film_labels=["x", "y", "z"])
+    per_film = [3 + 2 + 3, 3 + 2, 3 + 2 + 3]  # the film in 3 panels + 2 overlays (+ a truth contour per panel)
+    assert len(fig.data) == sum(per_film)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["x", "y", "z"]
+    for i, step in enumerate(steps):
+        visible = np.asarray(step.args[0]["visible"])
+        start = sum(per_film[:i])
+        assert visible.sum() == per_film[i] and visible[start:start + per_film[i]].all()
+    assert [bool(t.visible) for t in fig.data] == list(np.asarray(steps[0].args[0]["visible"]))
+    overlays = fig.layout.updatemenus[0].buttons[0].args[1]
+    assert all(fig.data[j].type == "heatmap" and fig.data[j].name in maps for j in overlays) and len(overlays) == 6
+    with pytest.raises(ValueError, match="map 'a'"):
+        method_film_explorer(films, {"a": rng.random((2, 16, 16))})

@@ -92,3 +92,60 @@ def test_input_independent_method_fails():
     assert sanity_verdict([0.9, 0.2], 0.5)
     with pytest.raises(ValueError, match="no similarities"):
         sanity_verdict([], 0.5)
+
+
+def test_data_randomization_test_compares_two_models():
+    from cxrkit.explain import data_randomization_test
+
+    model, x = _setup()
+    explain = lambda m: attribute("vanilla_gradient", m, x, 0).abs()  # noqa: E731
+    same = data_randomization_test(explain, model, model)
+    assert same == {"spearman": pytest.approx(1.0), "spearman_abs": pytest.approx(1.0)}
+    torch.manual_seed(7)
+    other = Net().eval()
+    differs = data_randomization_test(explain, model, other)
+    assert differs["spearman_abs"] < 0.9
+    assert sanity_verdict([differs], threshold=0.95) and not sanity_verdict([same], threshold=0.95)
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        data_randomization_test(lambda m: torch.zeros(2, 16), model, other)
+
+
+class _FakePrepared:
+    """Just enough of cxrkit.prep.Prepared for the image recipe's loaders: a table and uint8 films per split."""
+
+    def __init__(self, n_per_split=24, size=32, seed=0):
+        import pandas as pd
+
+        from cxrkit.labels import MODEL_LABELS
+
+        rng = np.random.default_rng(seed)
+        n = 3 * n_per_split
+        self.table = pd.DataFrame({"image_id": [f"im{i}" for i in range(n)],
+                                   "split": np.repeat(["train", "validate", "test"], n_per_split)})
+        for label in MODEL_LABELS:
+            self.table[label] = rng.integers(0, 2, n).astype(float)
+        self.images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+
+    def subset(self, split):
+        idx = np.flatnonzero(self.table["split"].to_numpy() == split)
+        return self.table.iloc[idx].reset_index(drop=True), self.images[idx]
+
+
+def test_shuffled_label_model_trains_once_then_loads(tmp_path, monkeypatch):
+    from cxrkit.explain import shuffled_label_model
+    from cxrkit.profiles import get_profile
+
+    monkeypatch.setenv("CXRKIT_HOME", str(tmp_path))
+    P = get_profile("smoke", image_size=32, batch_size=8)
+    prepared = _FakePrepared()
+    first = shuffled_label_model(P, prepared, epochs=1, progress=False)
+    assert not first.training
+    folders = list((tmp_path / "shuffled_label_models").iterdir())
+    assert len(folders) == 1 and (folders[0] / "model.pt").is_file()
+    mtime = (folders[0] / "model.pt").stat().st_mtime_ns
+    again = shuffled_label_model(P, prepared, epochs=1, progress=False)
+    assert (folders[0] / "model.pt").stat().st_mtime_ns == mtime  # loaded, not retrained
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        shuffled_label_model(P, prepared, epochs=0, progress=False)

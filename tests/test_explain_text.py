@@ -1,6 +1,9 @@
 """Text attributions: embedding-layer IG completeness on a tiny model, and the word heatmap figure."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +85,60 @@ def test_word_heatmap_has_one_cell_per_word():
     assert fig.layout.title.text == "report"
     with pytest.raises(ValueError, match="3 words but 2 scores"):
         word_heatmap_figure(["a", "b", "c"], [0.1, 0.2])
+
+
+REPORT = "No pleural effusion; ___ x-XXXX, cardiomegaly (mild). Pneumothorax?"
+
+
+def test_ig_word_scores_align_with_words_vocabulary():
+    from cxrkit.explain import word_attributions
+    from cxrkit.text import Vocabulary, word_spans
+
+    vocab = Vocabulary.fit([REPORT, "pleural effusion is small"])
+    model = TinyText()
+    model.embedding = nn.Embedding(len(vocab), D, padding_idx=0)
+    ids = vocab.encode([REPORT], 24)[0]
+    words, delta = word_attributions(model, REPORT, vocab, ids, 1, steps=64)
+    surface = [REPORT[a:b] for _, a, b in word_spans(REPORT)]
+    assert list(words["word"]) == surface and "___" in surface and ";" in surface and "(" in surface
+    scores, _ = text_integrated_gradients(model, ids[None], 1, model.embedding, steps=64)
+    n = len(vocab.ids(REPORT))
+    assert list(words["n_tokens"]) == [1] * n  # one model token per reader word, in order
+    assert np.allclose(words["score"], scores[0, :n].numpy(), atol=1e-6)  # word i carries token i's score: no offset
+    gap = _gap(model, ids[None], torch.zeros_like(ids[None]), 1)
+    assert abs(words["score"].sum() - gap.item()) < 1e-2 * abs(gap.item())  # completeness through the words
+    assert abs(delta) < 1e-3
+    with pytest.raises(ValueError, match="do not match"):
+        word_attributions(model, "no effusion", vocab, ids, 1)
+
+
+def test_ig_word_scores_align_with_wordpieces():
+    from transformers import BertTokenizerFast
+
+    from cxrkit.explain import word_attributions
+    from cxrkit.text import word_spans
+    from cxrkit.text.pretrained import encode_wordpieces
+
+    # a tiny word-piece vocabulary, built here so the test needs no download
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "no", "pl", "##eur", "##al", "eff", "##usion", ";", "_", "x", "-",
+              "xx", "##xx", ",", "card", "##io", "##me", "##galy", "(", "mild", ")", ".", "pneumo", "##thorax", "?"]
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "vocab.txt"), "w") as f:
+            f.write("\n".join(pieces) + "\n")
+        tok = BertTokenizerFast(os.path.join(d, "vocab.txt"), do_lower_case=True)
+    model = TinyText()
+    model.embedding = nn.Embedding(len(pieces), D, padding_idx=0)
+    enc = encode_wordpieces(tok, [REPORT], 40)
+    ids, mask = enc["input_ids"][0], enc["attention_mask"][0]
+    words, delta = word_attributions(model, REPORT, tok, ids, 0, attention_mask=mask, steps=64)
+    assert list(words["word"]) == [REPORT[a:b] for _, a, b in word_spans(REPORT)]
+    by_word = words.set_index("word")
+    assert by_word.loc["pleural", "n_tokens"] == 3 and by_word.loc["___", "n_tokens"] == 3  # genuine splits
+    assert by_word.loc["cardiomegaly", "n_tokens"] == 4 and by_word.loc["Pneumothorax", "n_tokens"] == 2
+    scores, _ = text_integrated_gradients(model, ids[None], 0, model.embedding, attention_mask=mask[None], steps=64,
+                                          keep_ids=[tok.cls_token_id, tok.sep_token_id])
+    position = 1  # after [CLS], each word takes its next n_tokens positions: the sums must match exactly
+    for score, n in words[["score", "n_tokens"]].itertuples(index=False):
+        assert score == pytest.approx(scores[0, position:position + n].sum().item(), abs=1e-6)
+        position += n
+    assert tok.convert_ids_to_tokens(int(ids[position])) == "[SEP]"

@@ -113,3 +113,81 @@ def overlay_figure(
     fig.update_layout(title=title, showlegend=False, height=cell_px * n + 60, width=cell_px * (1 + len(methods)),
                       margin={"l": 10, "r": 10, "t": 60, "b": 10})
     return fig
+
+
+def method_film_explorer(
+    image: object,
+    attr_maps: Mapping[str, object],
+    truth_mask: object = None,
+    *,
+    film_labels: Sequence[str] | None = None,
+    opacity: float = 0.55,
+    cell_px: int = 230,
+    title: str | None = None,
+) -> go.Figure:
+    """Return an interactive plotly overlay explorer, method × film: one column per method, a slider that picks the film and buttons that set the overlay's opacity (notebook 05).
+
+    ``image`` is ``(N, H, W)``; each map ``(N, h, w)``; ``truth_mask`` one mask/box(es) per film (or None).
+    Only the chosen film's traces are visible; it needs no kernel, so it works in a saved HTML page too.
+    """
+    films = _array(image)
+    films = films[None] if films.ndim == 2 else films
+    if films.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (N, H, W); got shape {films.shape}")
+    n, (h, w) = len(films), films.shape[1:]
+    if not attr_maps:
+        raise ValueError("attr_maps is empty: give at least one {method: maps}")
+    maps = {}
+    for method, m in attr_maps.items():
+        arr = _array(m)
+        arr = arr[None] if arr.ndim == 2 else arr
+        if arr.ndim != 3 or len(arr) != n:
+            raise ValueError(f"map {method!r} has shape {np.shape(m)}; expected ({n}, h, w)")
+        maps[method] = [as_map(a) for a in arr]
+    truths: list = _per_film(truth_mask, n, "truth_mask")
+    labels = list(film_labels) if film_labels is not None else [f"film {i}" for i in range(n)]
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} film labels for {n} films")
+    methods = list(maps)
+    fig = make_subplots(rows=1, cols=1 + len(methods), subplot_titles=["film", *methods], horizontal_spacing=0.01)
+    owner: list[int] = []  # the film of every trace
+    overlay_traces: list[int] = []
+    for i in range(n):
+        truth = as_truth_mask(truths[i], (h, w)) if truths[i] is not None else None
+        for j, method in enumerate([None, *methods]):
+            fig.add_trace(go.Heatmap(z=films[i], colorscale="gray", showscale=False, hoverinfo="skip", visible=i == 0),
+                          row=1, col=j + 1)
+            owner.append(i)
+            if method is not None:
+                a = maps[method][i]
+                sy, sx = h / a.shape[0], w / a.shape[1]
+                top = float(np.abs(a).max()) or 1.0
+                signed = bool((a < 0).any())
+                fig.add_trace(go.Heatmap(
+                    z=a / top, x0=0.5 * sx - 0.5, dx=sx, y0=0.5 * sy - 0.5, dy=sy, opacity=opacity, showscale=False,
+                    colorscale="RdBu_r" if signed else "Hot", zmin=-1.0 if signed else 0.0, zmax=1.0, visible=i == 0,
+                    name=method, hovertemplate=f"{method}: %{{z:.2f}}<extra></extra>"), row=1, col=j + 1)
+                owner.append(i)
+                overlay_traces.append(len(owner) - 1)
+            if truth is not None and truth.any():
+                fig.add_trace(go.Contour(
+                    z=truth.astype(float), autocontour=False, showscale=False, hoverinfo="skip", visible=i == 0,
+                    contours={"start": 0.5, "end": 0.5, "size": 0.5, "coloring": "lines", "showlabels": False},
+                    line={"color": "lime", "width": 2}, name="truth"), row=1, col=j + 1)
+                owner.append(i)
+    owner_arr = np.asarray(owner)
+    steps = [{"method": "restyle", "label": labels[i], "args": [{"visible": list(owner_arr == i)}]} for i in range(n)]
+    buttons = [{"method": "restyle", "label": f"overlay {o:.0%}", "args": [{"opacity": o}, overlay_traces]}
+               for o in (0.0, 0.35, opacity, 0.85)]
+    for k in range(1, len(methods) + 2):
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"yaxis{suffix}"].update(autorange="reversed", scaleanchor=f"x{suffix}", visible=False)
+        fig.layout[f"xaxis{suffix}"].update(visible=False, constrain="domain")
+    fig.update_layout(
+        title=title, showlegend=False, height=cell_px + 170, width=cell_px * (1 + len(methods)),
+        margin={"l": 10, "r": 10, "t": 90, "b": 10},
+        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "film: "}, "pad": {"t": 10}}],
+        updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "x": 0.0, "y": 1.18,
+                      "xanchor": "left", "yanchor": "top", "showactive": True, "active": 2}],
+    )
+    return fig

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import torch
 from captum.attr import LayerIntegratedGradients
@@ -66,6 +67,45 @@ def text_integrated_gradients(
     if attr.ndim != 3:
         raise ValueError(f"embedding_layer gives attributions of shape {tuple(attr.shape)}; expected (B, T, D)")
     return attr.sum(dim=-1).detach(), delta.detach()
+
+
+def word_attributions(
+    model: nn.Module,
+    text: str,
+    tokenizer: object,
+    input_ids: torch.Tensor,
+    target: int,
+    *,
+    embedding_layer: nn.Module | None = None,
+    attention_mask: torch.Tensor | None = None,
+    steps: int = 64,
+) -> tuple[pd.DataFrame, float]:
+    """Return one report's IG word scores (a :func:`cxrkit.text.tokens_to_words` table) and the completeness delta (notebook 06).
+
+    ``input_ids`` is the report's encoded row ``(T,)``; the baseline is all padding (the tokenizer's pad id; a
+    word-piece tokenizer's ``[CLS]``/``[SEP]`` stay in the baseline). ``embedding_layer`` defaults to
+    ``model.embedding``. Token scores are summed onto the words the reader sees, checked against ``input_ids``.
+    """
+    from cxrkit.text import tokens_to_words
+    from cxrkit.text.vocab import PAD_ID, Vocabulary
+
+    layer = embedding_layer if embedding_layer is not None else getattr(model, "embedding", None)
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"{type(model).__name__} has no `embedding` layer; pass embedding_layer=")
+    ids = torch.as_tensor(input_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"input_ids must be one encoded report (T,); got shape {tuple(ids.shape)}")
+    if isinstance(tokenizer, Vocabulary):
+        pad, keep = PAD_ID, ()
+    else:
+        pad = int(getattr(tokenizer, "pad_token_id"))
+        keep = tuple(int(i) for i in (getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "sep_token_id", None))
+                     if i is not None)
+    scores, delta = text_integrated_gradients(model, ids[None], target, layer, baseline_id=pad, steps=steps,
+                                              attention_mask=None if attention_mask is None else attention_mask[None],
+                                              keep_ids=keep)
+    words = tokens_to_words(text, scores[0].cpu(), tokenizer, input_ids=ids.cpu())
+    return words, float(delta[0])
 
 
 def word_heatmap_figure(words: Sequence[str], scores: Sequence[float], title: str = "Word attributions", *, words_per_row: int = 12, colorscale: str = "RdBu_r") -> go.Figure:
