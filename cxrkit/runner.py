@@ -132,8 +132,8 @@ def _fmt(v: Any) -> str:
 def run_notebooks(*, notebooks_dir: Path = REPO_ROOT / "notebooks", runs_dir: Path = REPO_ROOT / "runs",
                   name: str | None = None, profile: str = "class", overrides: dict[str, Any] | None = None,
                   only: Sequence[str] | None = None, timeout: int | None = None,
-                  echo: Any = print) -> dict[str, Any]:
-    """Run every numbered notebook in order; always write the summary; raise :class:`NotebookFailed` on a failure."""
+                  echo: Any = print, report: bool = True) -> dict[str, Any]:
+    """Run every numbered notebook in order; always write the summary (and ``report.html``); raise :class:`NotebookFailed` on a failure."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     overrides = dict(overrides or {})
@@ -166,10 +166,22 @@ def run_notebooks(*, notebooks_dir: Path = REPO_ROOT / "notebooks", runs_dir: Pa
             echo(f" ok ({seconds:.1f} s)", flush=True)
     finally:
         write_summary(run_folder, summary)
+        if report:
+            _write_report(run_folder, echo)
     echo(f"summary: {run_folder / 'summary.md'}")
     if failure:
         raise NotebookFailed(failure)
     return summary
+
+
+def _write_report(run_folder: Path, echo: Any) -> None:
+    """Write ``report.html`` (:mod:`cxrkit.report`); a failure here is reported, never hides a notebook's failure."""
+    from cxrkit.report import build_report
+
+    try:
+        echo(f"report: {build_report(run_folder, echo=echo)}")
+    except Exception as err:  # the run's results are on disk either way; say what went wrong
+        echo(f"report: not written ({type(err).__name__}: {err})")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -177,7 +189,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         run_notebooks(notebooks_dir=Path(args.notebooks), runs_dir=Path(args.runs), name=args.name,
                       profile=args.profile, overrides=parse_overrides(args.param or []), only=only,
-                      timeout=args.cell_timeout)
+                      timeout=args.cell_timeout, report=not args.no_report)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -198,4 +210,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="notebook folder")
     p.add_argument("--runs", default=str(REPO_ROOT / "runs"), help="folder that holds run folders")
     p.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: no limit)")
+    p.add_argument("--no-report", action="store_true", help="skip runs/<name>/report.html")
     p.set_defaults(func=_cmd_run)

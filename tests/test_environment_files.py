@@ -40,3 +40,13 @@ def test_nothing_fetches_weights_by_default():
     text = (REPO / "pyproject.toml").read_text().lower()
     for fetcher in ("huggingface-hub-download", "fastembed", "gdown", "kaggle"):
         assert fetcher not in text
+
+
+def test_binder_installs_the_kit_with_pyprojects_torch_ranges():
+    post_build = (REPO / "binder" / "postBuild").read_text()
+    assert "pip install --no-cache-dir -e ." in post_build
+    pins = dict(_split(q) for q in re.findall(r'"((?:torch|torchvision)[^"]+)"', post_build))
+    assert pins == {k: v for k, v in _pyproject().items() if k in ("torch", "torchvision")}
+    runtime = (REPO / "binder" / "runtime.txt").read_text().strip()
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert runtime.startswith("python-3.") and int(runtime.split(".")[1]) >= int(requires.split(".")[1])

@@ -59,3 +59,53 @@ def test_checked_cells_may_keep_outputs():
         nb.cells[4].outputs = [nbformat.v4.new_output("stream", text="1\n")]
         nb.cells[4].execution_count = 2
     assert _breach(keep) == []
+
+
+# --- the colab-setup cell: the one documented exception to "one imports cell" ---------------------------------
+from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
+
+from cxrkit.nbstandard import COLAB_SETUP_SOURCE, colab_setup_cell  # noqa: E402
+
+
+def _with_colab(nb):
+    nb.cells.insert(1, nbformat.from_dict(colab_setup_cell()))
+    return nb
+
+
+def test_a_colab_setup_cell_before_the_imports_is_allowed():
+    assert check_notebook(_with_colab(_good())) == []
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda nb: nb.cells.insert(4, nb.cells.pop(1)), "is not the first code cell"),
+    (lambda nb: nb.cells[1].update(source=COLAB_SETUP_SOURCE + "\nimport numpy"), "must be exactly"),
+    (lambda nb: nb.cells[1].update(source="import os"), "must be exactly"),
+])
+def test_a_misplaced_or_edited_colab_cell_is_caught(mutate, expected):
+    nb = _with_colab(_good())
+    mutate(nb)
+    problems = check_notebook(nb)
+    assert any(expected in p for p in problems), problems
+
+
+def _run_colab_cell(monkeypatch, spec):
+    import importlib.util
+
+    calls = []
+
+    class FakeShell:
+        def run_line_magic(self, name, line):
+            calls.append((name, line))
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "cxrkit" else None)
+    exec(TransformerManager().transform_cell(COLAB_SETUP_SOURCE), {"get_ipython": FakeShell})
+    return calls
+
+
+def test_colab_cell_does_nothing_where_cxrkit_is_installed(monkeypatch):
+    assert _run_colab_cell(monkeypatch, spec=object()) == []
+
+
+def test_colab_cell_pip_installs_cxrkit_where_it_is_missing(monkeypatch):
+    monkeypatch.delenv("CXRKIT_PIP_SPEC", raising=False)
+    assert _run_colab_cell(monkeypatch, spec=None) == [("pip", 'install --quiet "$CXRKIT_PIP_SPEC"')]
