@@ -35,6 +35,7 @@ CLASS: dict[str, Any] = {
     "finetune_minilm": False,
     # fusion (notebook 04)
     "fusion_epochs": 6,
+    "joint_epochs": 2,
     # explanations (notebooks 05, 06)
     "n_explain_films": 8,
     "ig_steps": 32,
@@ -53,6 +54,7 @@ SMOKE: dict[str, Any] = {
     "n_boot": 50,
     "text_epochs": 1,
     "fusion_epochs": 1,
+    "joint_epochs": 1,
     "n_explain_films": 2,
     "ig_steps": 8,
     "smoothgrad_samples": 4,
@@ -71,6 +73,7 @@ FULL: dict[str, Any] = {
     "text_epochs": 30,
     "finetune_minilm": True,
     "fusion_epochs": 12,
+    "joint_epochs": 8,
     "n_explain_films": 32,
     "ig_steps": 128,
     "smoothgrad_samples": 50,

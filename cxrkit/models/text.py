@@ -61,18 +61,22 @@ class TextCNN(nn.Module):
             return torch.ones_like(input_ids, dtype=torch.bool)
         return input_ids != self.padding_idx
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the pooled text vector (``B × feature_dim``), before dropout and the head — fusion's input (notebook 04)."""
+    def token_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Return one ``feature_dim`` vector per token position (``B × L × feature_dim``; zero at padding) — the
+        n-gram detectors' responses before the max-pool, which cross-modal attention reads (notebook 04)."""
         mask = self._mask(input_ids, attention_mask)
         x = self.embedding(input_ids) * mask.unsqueeze(-1).to(self.embedding.weight.dtype)
         x = x.transpose(1, 2)  # B × E × L
-        pooled = []
+        maps = []
         for width, conv in zip(self.widths, self.convs):
             # pad on the right so every real token starts a window; windows read zeros past the end
             h = F.relu(conv(F.pad(x, (0, width - 1))))  # B × C × L
-            h = h.masked_fill(~mask.unsqueeze(1), 0.0)  # ReLU output is >= 0, so 0 never wins the max
-            pooled.append(h.max(dim=2).values)
-        return torch.cat(pooled, dim=1)
+            maps.append(h.masked_fill(~mask.unsqueeze(1), 0.0))  # ReLU output is >= 0, so 0 never wins the max
+        return torch.cat(maps, dim=1).transpose(1, 2)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the pooled text vector (``B × feature_dim``), before dropout and the head — fusion's input (notebook 04)."""
+        return self.token_features(input_ids, attention_mask).max(dim=1).values
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return ``B × num_outputs`` logits; ``attention_mask`` defaults to ``input_ids != padding_idx``."""

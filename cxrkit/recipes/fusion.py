@@ -1,0 +1,294 @@
+"""The fusion recipes of notebook 04, as one train-or-load call: :func:`trained_fusion_model`.
+
+Each layer-level fusion model (``"early"``, ``"joint"``, ``"attention"``; :mod:`cxrkit.models.fusion`)
+is built from notebook 02's image model and notebook 03's text model for the same profile, trained
+with :func:`cxrkit.train.fit` on the training split (validation for early stopping), and saved under
+``CXRKIT_HOME/fusion_models/<key>`` with its predictions, so notebook 06 can explain the fused model
+without re-training it. Frozen-encoder methods (early, attention) train their head on encoder outputs
+computed once; joint fusion fine-tunes both encoders on the films and reports end to end.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from cxrkit.devices import pick_device
+from cxrkit.labels import SPLITS
+from cxrkit.metrics import predictions_table
+from cxrkit.models.fusion import FUSION_MODELS, CrossAttentionFusion, EarlyFusion, JointFusion
+from cxrkit.paths import artifact_dir
+from cxrkit.profiles import CLASS
+from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_fit_settings, image_model_key,
+                                  image_targets, trained_image_model)
+from cxrkit.recipes.store import history_meta, staged_folder, write_meta, write_training_files
+from cxrkit.recipes.text import TrainedTextModel, text_model_key, trained_text_model
+from cxrkit.train import BatchLoader, History, ImageAugment, fit, load_checkpoint, predict
+
+__all__ = ["FUSION_SETTINGS", "RECIPE_VERSION", "FusionDataset", "CachedDataset", "TrainedFusionModel", "fusion_model_key",
+           "fusion_model_dir", "new_fusion_model", "encoder_outputs", "trained_fusion_model", "load_fusion_model"]
+
+#: Bumped whenever the recipe changes, so old artifacts are not reused.
+RECIPE_VERSION = 1
+#: Sizes and learning rates of the fusion recipes: heads on frozen features learn fast; fine-tuning goes gently.
+FUSION_SETTINGS: dict[str, Any] = {"hidden": 64, "dropout": 0.3, "head_lr": 3e-3, "joint_lr": 5e-4,
+                                   "attention_dim": 64, "attention_heads": 4, "grid": 8}
+
+
+def _knob(P: dict[str, Any], name: str) -> Any:
+    return P.get(name, CLASS[name])
+
+
+class FusionDataset:
+    """Films (uint8), encoded reports and targets served as ``({"images", "input_ids", ...}, targets)`` batches (notebook 04)."""
+
+    def __init__(self, images_uint8: np.ndarray | Tensor, text_inputs: dict[str, Tensor], labels: np.ndarray | Tensor,
+                 augment: nn.Module | None = None):
+        images = images_uint8 if isinstance(images_uint8, Tensor) else torch.from_numpy(np.ascontiguousarray(images_uint8))
+        targets = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels.float()
+        n = images.shape[0]
+        if images.dtype != torch.uint8 or images.ndim != 3:
+            raise ValueError(f"images must be an N×H×W uint8 array, got {tuple(images.shape)} {images.dtype}")
+        if any(v.shape[0] != n for v in text_inputs.values()) or targets.shape[0] != n:
+            raise ValueError(f"images ({n}), text inputs ({ {k: v.shape[0] for k, v in text_inputs.items()} }) and "
+                             f"labels ({targets.shape[0]}) must have one row per film")
+        self.images, self.text, self.labels, self.augment = images, dict(text_inputs), targets, augment
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batch(self, index: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Return the inputs of a fusion model's forward (``images`` in [0, 1], augmented in training) and targets."""
+        x = self.images[index].unsqueeze(1).float().div_(255)
+        if self.augment is not None and self.augment.training:
+            x = self.augment(x)
+        return {"images": x, **{k: v[index] for k, v in self.text.items()}}, self.labels[index]
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> "FusionDataset":
+        """Return a copy whose tensors live on ``device``."""
+        clone = copy.copy(self)
+        clone.images, clone.labels = self.images.to(device), self.labels.to(device)
+        clone.text = {k: v.to(device) for k, v in self.text.items()}
+        return clone
+
+
+class CachedDataset:
+    """Precomputed encoder outputs (a dict of ``N×…`` tensors) and targets, for training a head on frozen encoders (notebook 04)."""
+
+    def __init__(self, inputs: dict[str, Tensor], labels: np.ndarray | Tensor):
+        self.inputs = dict(inputs)
+        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels
+        if any(v.shape[0] != self.labels.shape[0] for v in self.inputs.values()):
+            raise ValueError("every cached input needs one row per target row")
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def batch(self, index: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
+
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
+
+    def to(self, device: torch.device | str) -> "CachedDataset":
+        clone = copy.copy(self)
+        clone.inputs, clone.labels = {k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device)
+        return clone
+
+
+class _HeadOnly(nn.Module):
+    """Train a frozen-encoder fusion model's head on cached encoder outputs: ``forward(**cached) = model.head_forward(**cached)``."""
+
+    def __init__(self, model: EarlyFusion | CrossAttentionFusion):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **cached: Tensor) -> Tensor:
+        return self.model.head_forward(**cached)
+
+
+def new_fusion_model(method: str, image: TrainedImageModel, text: TrainedTextModel) -> nn.Module:
+    """Build fusion ``method`` (``"early"``, ``"joint"``, ``"attention"``) from the trained submodels, seeded by nothing but their weights and torch's RNG (notebook 04)."""
+    if method not in FUSION_MODELS:
+        raise ValueError(f"unknown fusion method {method!r}; choose one of {list(FUSION_MODELS)}")
+    if list(image.labels) != list(text.labels):
+        raise ValueError(f"the image model predicts {image.labels}, the text model {text.labels}: fusion needs the same labels")
+    if text.arch != "cnn":
+        raise ValueError("layer-level fusion uses the text CNN (arch='cnn'); late fusion works with any text model")
+    s, k = FUSION_SETTINGS, len(image.labels)
+    if method == "early":
+        return EarlyFusion(image.model, text.model, k, hidden=s["hidden"], dropout=s["dropout"])
+    if method == "joint":
+        return JointFusion(image.model, text.model)
+    return CrossAttentionFusion(image.model, text.model, k, dim=s["attention_dim"], heads=s["attention_heads"],
+                                grid=s["grid"], dropout=s["dropout"])
+
+
+@torch.no_grad()
+def encoder_outputs(model: EarlyFusion | CrossAttentionFusion, images_uint8: np.ndarray, text_inputs: dict[str, Tensor],
+                    batch_size: int = EVAL_BATCH_SIZE) -> dict[str, Tensor]:
+    """Run the frozen encoders of an early or cross-attention fusion model once over films + reports (notebook 04)."""
+    device = next(model.parameters()).device
+    model.eval()
+    chunks: list[Any] = []
+    for start in range(0, len(images_uint8), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images_uint8[start:start + batch_size])).to(device)
+        x = x.unsqueeze(1).float().div_(255)
+        t = {k: v[start:start + batch_size].to(device) for k, v in text_inputs.items()}
+        out = model.encode(x, **t)
+        chunks.append(out if isinstance(out, dict) else {"features": out})
+    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def fusion_model_key(P: dict[str, Any], method: str, source: str | None = None) -> dict[str, Any]:
+    """Return what identifies a trained fusion model: the method, both submodels' keys, the fusion knobs and the recipe version (notebook 04)."""
+    source = source if source is not None else str(_knob(P, "text_source"))
+    return {"method": method, "image": image_model_key(P), "text": text_model_key(P, source),
+            "fusion_epochs": int(_knob(P, "fusion_epochs")),
+            "joint_epochs": int(_knob(P, "joint_epochs")) if method == "joint" else None,
+            "settings": FUSION_SETTINGS, "recipe": RECIPE_VERSION}
+
+
+def fusion_model_dir(P: dict[str, Any], method: str, source: str | None = None) -> Path:
+    """Return ``CXRKIT_HOME/fusion_models/<key>`` for one method and text source (notebook 04)."""
+    return artifact_dir("fusion_models", fusion_model_key(P, method, source))
+
+
+def _fingerprint(image: TrainedImageModel, text: TrainedTextModel) -> str:
+    return hashlib.sha256((str(image.meta.get("data_fingerprint")) + str(text.meta.get("data_fingerprint"))).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainedFusionModel:
+    """What the fusion recipe returns: the model (eval mode), history, validation + test predictions, the submodels, folder (notebook 04)."""
+
+    method: str
+    model: nn.Module
+    history: History
+    predictions: pd.DataFrame
+    labels: list[str]
+    image: TrainedImageModel
+    text: TrainedTextModel
+    folder: Path
+    loaded: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def probabilities(self, split: str) -> pd.DataFrame:
+        """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
+        part = self.predictions[self.predictions["split"] == split]
+        if part.empty:
+            raise ValueError(f"no predictions for split {split!r}; the recipe stores validate and test")
+        return part.set_index("image_id")[self.labels]
+
+    def inputs(self, rows: pd.DataFrame, images_uint8: np.ndarray) -> dict[str, Tensor]:
+        """Return the forward inputs for study-table rows and their films: ``{"images": B×1×H×W, "input_ids": …}``."""
+        x = torch.from_numpy(np.ascontiguousarray(images_uint8)).unsqueeze(1).float().div_(255)
+        return {"images": x, **self.text.inputs(rows)}
+
+
+def load_fusion_model(P: dict[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel, *,
+                      folder: str | Path | None = None) -> TrainedFusionModel | None:
+    """Load a saved fusion model built on these submodels, or None when absent, incomplete or stale (notebook 04)."""
+    folder = Path(folder) if folder is not None else fusion_model_dir(P, method, text.source)
+    if not all((folder / n).is_file() for n in ("model.pt", "history.csv", "predictions.csv", "meta.json")):
+        return None
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("key") != json.loads(json.dumps(fusion_model_key(P, method, text.source), default=str)):
+        return None
+    if meta.get("data_fingerprint") != _fingerprint(image, text):
+        return None
+    model = new_fusion_model(method, image, text)
+    load_checkpoint(model, folder / "model.pt")
+    model.to(pick_device()).eval()
+    history = History(pd.read_csv(folder / "history.csv"), meta.get("best_epoch"), meta.get("monitor", "val_auroc"),
+                      bool(meta.get("stopped_early")), meta.get("device", "unknown"), str(folder / "model.pt"),
+                      meta.get("settings") or {})
+    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str}, float_precision="round_trip")
+    return TrainedFusionModel(method, model, history, predictions, list(meta["labels"]), image, text, folder, True, meta)
+
+
+def _split_data(prepared: Any, text: TrainedTextModel, labels: Sequence[str]) -> dict[str, tuple[pd.DataFrame, np.ndarray, dict, np.ndarray]]:
+    data = {}
+    for split in SPLITS:
+        rows, films = prepared.subset(split)
+        rows = rows.reset_index(drop=True)
+        data[split] = (rows, films, text.inputs(rows), image_targets(rows, labels))
+    return data
+
+
+def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *, source: str | None = None,
+                         image: TrainedImageModel | None = None, text: TrainedTextModel | None = None,
+                         progress: bool = True, force: bool = False) -> TrainedFusionModel:
+    """Return fusion ``method`` for profile ``P``: loaded from ``CXRKIT_HOME`` when saved, else trained on the train split and saved (notebook 04).
+
+    The submodels are notebook 02's image model and notebook 03's text CNN on ``source`` (default
+    ``P["text_source"]``, the indication), trained first when absent. ``"early"`` and ``"attention"``
+    train a head for ``fusion_epochs`` on frozen-encoder outputs computed once; ``"joint"`` fine-tunes
+    everything for ``joint_epochs`` (each costs an image-model epoch) at a gentler learning rate, with the image augmentation of notebook 02.
+    Early stopping and the best epoch use validation macro AUROC, as for every model in the kit.
+    """
+    if method not in FUSION_MODELS:
+        raise ValueError(f"unknown fusion method {method!r}; choose one of {list(FUSION_MODELS)}")
+    if prepared is None:
+        from cxrkit.prep import prepare
+
+        prepared = prepare(P, progress=progress)
+    image = image if image is not None else trained_image_model(P, prepared, progress=progress)
+    source = text.source if text is not None else (source if source is not None else str(_knob(P, "text_source")))
+    text = text if text is not None else trained_text_model(P, source, prepared=prepared, progress=progress)
+    if not force:
+        found = load_fusion_model(P, method, image, text)
+        if found is not None:
+            return found
+    labels = list(image.labels)
+    data = _split_data(prepared, text, labels)
+    seed = int(_knob(P, "seed"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = new_fusion_model(method, image, text).to(pick_device())
+    settings = dict(epochs=int(_knob(P, "fusion_epochs")), weight_decay=float(_knob(P, "weight_decay")),
+                    uncertainty=str(_knob(P, "uncertainty")), early_stopping_patience=int(_knob(P, "patience")), seed=seed)
+    batch_size = int(_knob(P, "batch_size"))
+    if method == "joint":
+        augment = ImageAugment() if _knob(P, "augment") else None
+        sets = {s: FusionDataset(d[1], d[2], d[3], augment=augment if s == "train" else None) for s, d in data.items()}
+        trainee: nn.Module = model
+        speed = {k: v for k, v in image_fit_settings(P).items() if k in ("amp", "channels_last")}  # bf16 where native
+        settings.update(epochs=int(_knob(P, "joint_epochs")), lr=FUSION_SETTINGS["joint_lr"],
+                        bn_refresh_batches=BN_REFRESH_BATCHES, **speed)
+    else:
+        cached = {s: encoder_outputs(model, d[1], d[2]) for s, d in data.items()}
+        scaled = cached["train"]["features"] if method == "early" else cached["train"]["pooled"]
+        model.scaler.fit(scaled)
+        sets = {s: CachedDataset(cached[s], data[s][3]) for s in data}
+        trainee = _HeadOnly(model)
+        settings.update(lr=FUSION_SETTINGS["head_lr"])
+    loaders = {s: BatchLoader(ds, batch_size=batch_size, shuffle=True, seed=seed, drop_last=len(ds) > batch_size)
+               if s == "train" else BatchLoader(ds, batch_size=EVAL_BATCH_SIZE) for s, ds in sets.items()}
+    history = fit(trainee, loaders["train"], loaders["validate"], progress=progress, **settings)
+    predictions = pd.concat([predictions_table(data[s][0]["image_id"].astype(str).to_numpy(), s,
+                                               predict(trainee, loaders[s]), labels) for s in ("validate", "test")],
+                            ignore_index=True)
+    folder = fusion_model_dir(P, method, text.source)
+    with staged_folder(folder) as tmp:
+        write_training_files(tmp, model, history, predictions)
+        write_meta(tmp, {"key": fusion_model_key(P, method, text.source), "labels": labels,
+                         "data_fingerprint": _fingerprint(image, text), **history_meta(history)})
+    found = load_fusion_model(P, method, image, text, folder=folder)
+    if found is None:  # pragma: no cover - the folder was just written
+        raise RuntimeError(f"the fusion model saved to {folder} could not be read back")
+    found.loaded = False
+    return found
