@@ -179,3 +179,19 @@ def freeze_checked_outputs(source: dict[str, Any], executed: dict[str, Any]) -> 
             cell["outputs"], cell["execution_count"] = [], None
         cell.get("metadata", {}).pop("execution", None)
     return source
+
+
+def ensure_colab_setup_cell(path: str | Path) -> bool:
+    """Insert the ``colab-setup`` cell before a notebook's imports cell unless it is there; True if added (README "Working elsewhere")."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(str(path), as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    if not code:
+        raise ValueError(f"{path.name}: has no code cell to put the colab-setup cell before")
+    if COLAB_TAG in nb.cells[code[0]].get("metadata", {}).get("tags", []):
+        return False
+    nb.cells.insert(code[0], nbformat.from_dict(colab_setup_cell()))
+    nbformat.write(nb, str(path))
+    return True

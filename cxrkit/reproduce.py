@@ -7,7 +7,8 @@ into ``runs/<name>/``, and every metric compared under the tolerance :data:`TOLE
 - text, booleans and integers (counts, a method's name) must match **exactly**;
 - other numbers within an **absolute 1e-6** — same machine + same seed gives the same numbers; on
   another machine (other CPU, BLAS, torch build) pass ``--tolerance 0.02`` to loosen every number;
-- timings (``*_per_s``, ``*_seconds``) depend on the machine and are shown but not compared.
+- timings (``*_per_s``, ``*_seconds``, ``*_s_per_*``, ``*_ms_per_*``) depend on the machine and load; they are
+  shown but not compared.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ SAME_MACHINE_ABS = 1e-6
 #: The one table of tolerances: the first pattern that matches a metric's name decides.
 #: ``exact``: equal values; ``abs``: |now - reference| <= the number; ``timing``: shown, never compared.
 TOLERANCES: tuple[tuple[str, str, float], ...] = (
-    ("*_per_s", "timing", 0.0),
+    ("*_per_s", "timing", 0.0),       # images per second (02, 01)
     ("*_seconds", "timing", 0.0),
+    ("*_s_per_*", "timing", 0.0),     # seconds per film (06)
+    ("*_ms_per_*", "timing", 0.0),    # milliseconds per map (06)
     ("n_*", "exact", 0.0),
     ("*", "abs", SAME_MACHINE_ABS),
 )

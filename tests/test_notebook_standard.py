@@ -109,3 +109,21 @@ def test_colab_cell_does_nothing_where_cxrkit_is_installed(monkeypatch):
 def test_colab_cell_pip_installs_cxrkit_where_it_is_missing(monkeypatch):
     monkeypatch.delenv("CXRKIT_PIP_SPEC", raising=False)
     assert _run_colab_cell(monkeypatch, spec=None) == [("pip", 'install --quiet "$CXRKIT_PIP_SPEC"')]
+
+
+def test_ensure_colab_setup_cell_adds_it_once(tmp_path):
+    from cxrkit.nbstandard import ensure_colab_setup_cell
+
+    path = tmp_path / "07_x.ipynb"
+    nbformat.write(_good(), str(path))
+    assert ensure_colab_setup_cell(path) is True
+    assert ensure_colab_setup_cell(path) is False
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[1].source == COLAB_SETUP_SOURCE and check_notebook(nb) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[:4], ids=lambda p: p.name)
+def test_notebooks_00_to_03_start_with_the_colab_cell(path):
+    nb = nbformat.read(str(path), as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "colab-setup" in first.metadata.get("tags", [])

@@ -27,6 +27,9 @@ REPO = Path(__file__).parent.parent
     ("sanity_failed_methods", "gradient", "gradient,smoothgrad", FAIL),
     ("some_flag", True, 1, FAIL),                             # a bool is not a number
     ("train_images_per_s", 900.0, 120.0, TIMING),
+    ("loc_ms_per_map", 3.1, 9.7, TIMING),
+    ("ig_s_per_film", 0.4, 0.9, TIMING),
+    ("loc_false_per_film", 0.4, 0.9, FAIL),                  # a count per film, not a timing
 ])
 def test_each_metric_gets_its_verdict(metric, reference, now, verdict):
     assert compare_metric("02_image_cnn", metric, reference, now).verdict == verdict
