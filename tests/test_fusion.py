@@ -241,3 +241,13 @@ def test_every_fusion_model_trains_saves_loads_and_writes_a_valid_table(toy, met
     with torch.no_grad():
         probs = torch.sigmoid(again.model(**again.inputs(rows, films))).numpy()
     np.testing.assert_allclose(probs, again.probabilities("test").loc[rows["image_id"].astype(str)].to_numpy(), atol=1e-5)
+
+
+def test_tensor_dict_dataset_serves_named_batches_and_names_bad_rows():
+    from cxrkit.train import TensorDictDataset
+
+    data = TensorDictDataset({"features": torch.arange(12.0).reshape(6, 2), "pooled": torch.zeros(6, 3)}, np.ones((6, 2)))
+    inputs, y = data.batch(torch.tensor([4, 1]))
+    assert inputs["features"].tolist() == [[8.0, 9.0], [2.0, 3.0]] and y.shape == (2, 2)
+    with pytest.raises(ValueError, match="'pooled': \\(5, 3\\)"):
+        TensorDictDataset({"features": torch.zeros(6, 2), "pooled": torch.zeros(5, 3)}, np.ones((6, 2)))

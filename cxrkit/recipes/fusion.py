@@ -29,11 +29,12 @@ from cxrkit.paths import artifact_dir
 from cxrkit.profiles import CLASS
 from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_fit_settings, image_model_key,
                                   image_targets, trained_image_model)
-from cxrkit.recipes.store import history_meta, staged_folder, write_meta, write_training_files
+from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
+                                  write_training_files)
 from cxrkit.recipes.text import TrainedTextModel, text_model_key, trained_text_model
-from cxrkit.train import BatchLoader, History, ImageAugment, fit, load_checkpoint, predict
+from cxrkit.train import BatchLoader, History, ImageAugment, TensorDictDataset, fit, load_checkpoint, predict
 
-__all__ = ["FUSION_SETTINGS", "RECIPE_VERSION", "FusionDataset", "CachedDataset", "TrainedFusionModel", "fusion_model_key",
+__all__ = ["FUSION_SETTINGS", "RECIPE_VERSION", "FusionDataset", "TrainedFusionModel", "fusion_model_key",
            "fusion_model_dir", "new_fusion_model", "encoder_outputs", "trained_fusion_model", "load_fusion_model"]
 
 #: Bumped whenever the recipe changes, so old artifacts are not reused.
@@ -81,31 +82,6 @@ class FusionDataset:
         clone = copy.copy(self)
         clone.images, clone.labels = self.images.to(device), self.labels.to(device)
         clone.text = {k: v.to(device) for k, v in self.text.items()}
-        return clone
-
-
-class CachedDataset:
-    """Precomputed encoder outputs (a dict of ``N×…`` tensors) and targets, for training a head on frozen encoders (notebook 04)."""
-
-    def __init__(self, inputs: dict[str, Tensor], labels: np.ndarray | Tensor):
-        self.inputs = dict(inputs)
-        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels
-        if any(v.shape[0] != self.labels.shape[0] for v in self.inputs.values()):
-            raise ValueError("every cached input needs one row per target row")
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
-    def batch(self, index: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
-
-    @property
-    def device(self) -> torch.device:
-        return self.labels.device
-
-    def to(self, device: torch.device | str) -> "CachedDataset":
-        clone = copy.copy(self)
-        clone.inputs, clone.labels = {k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device)
         return clone
 
 
@@ -188,10 +164,7 @@ class TrainedFusionModel:
 
     def probabilities(self, split: str) -> pd.DataFrame:
         """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
-        part = self.predictions[self.predictions["split"] == split]
-        if part.empty:
-            raise ValueError(f"no predictions for split {split!r}; the recipe stores validate and test")
-        return part.set_index("image_id")[self.labels]
+        return split_probabilities(self.predictions, self.labels, split)
 
     def inputs(self, rows: pd.DataFrame, images_uint8: np.ndarray) -> dict[str, Tensor]:
         """Return the forward inputs for study-table rows and their films: ``{"images": B×1×H×W, "input_ids": …}``."""
@@ -213,10 +186,7 @@ def load_fusion_model(P: dict[str, Any], method: str, image: TrainedImageModel, 
     model = new_fusion_model(method, image, text)
     load_checkpoint(model, folder / "model.pt")
     model.to(pick_device()).eval()
-    history = History(pd.read_csv(folder / "history.csv"), meta.get("best_epoch"), meta.get("monitor", "val_auroc"),
-                      bool(meta.get("stopped_early")), meta.get("device", "unknown"), str(folder / "model.pt"),
-                      meta.get("settings") or {})
-    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str}, float_precision="round_trip")
+    history, predictions = read_training_files(folder, meta)
     return TrainedFusionModel(method, model, history, predictions, list(meta["labels"]), image, text, folder, True, meta)
 
 
@@ -273,7 +243,7 @@ def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *
         cached = {s: encoder_outputs(model, d[1], d[2]) for s, d in data.items()}
         scaled = cached["train"]["features"] if method == "early" else cached["train"]["pooled"]
         model.scaler.fit(scaled)
-        sets = {s: CachedDataset(cached[s], data[s][3]) for s in data}
+        sets = {s: TensorDictDataset(cached[s], data[s][3]) for s in data}
         trainee = _HeadOnly(model)
         settings.update(lr=FUSION_SETTINGS["head_lr"])
     loaders = {s: BatchLoader(ds, batch_size=batch_size, shuffle=True, seed=seed, drop_last=len(ds) > batch_size)

@@ -24,7 +24,8 @@ from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.image import build_image_model
 from cxrkit.paths import artifact_dir
-from cxrkit.recipes.store import history_meta, staged_folder, write_meta, write_training_files
+from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
+                                  write_training_files)
 from cxrkit.profiles import CLASS
 from cxrkit.train import (BatchLoader, History, ImageAugment, ImageDataset, apply_uncertainty_policy, fit,
                           load_checkpoint, predict)
@@ -217,10 +218,7 @@ class TrainedImageModel:
 
     def probabilities(self, split: str) -> pd.DataFrame:
         """Return the predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
-        part = self.predictions[self.predictions["split"] == split]
-        if part.empty:
-            raise ValueError(f"no predictions for split {split!r}; the recipe stores validate and test")
-        return part.set_index("image_id")[self.labels]
+        return split_probabilities(self.predictions, self.labels, split)
 
 
 def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history: History,
@@ -258,10 +256,7 @@ def load_image_model(P: dict[str, Any], prepared: Any = None, *, folder: str | P
     model = new_image_model(P, num_outputs=len(labels))
     load_checkpoint(model, folder / "model.pt")
     model.to(pick_device()).eval()
-    table = pd.read_csv(folder / "history.csv")
-    history = History(table, meta.get("best_epoch"), meta.get("monitor", "val_auroc"), bool(meta.get("stopped_early")),
-                      meta.get("device", "unknown"), str(folder / "model.pt"), meta.get("settings") or {})
-    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str})
+    history, predictions = read_training_files(folder, meta)
     return TrainedImageModel(model, history, predictions, labels, folder, True, meta)
 
 

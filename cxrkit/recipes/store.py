@@ -53,3 +53,25 @@ def write_training_files(tmp: Path, model: Any, history: Any, predictions: Any) 
 def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
     """Write ``meta.json`` (the artifact's key, data fingerprint and training facts)."""
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+def read_training_files(folder: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
+    """Read back what :func:`write_training_files` wrote: the ``History`` (facts from ``meta``) and the predictions table."""
+    import pandas as pd
+
+    from cxrkit.train import History
+
+    history = History(pd.read_csv(folder / "history.csv"), meta.get("best_epoch"), meta.get("monitor", "val_auroc"),
+                      bool(meta.get("stopped_early")), meta.get("device", "unknown"), str(folder / "model.pt"),
+                      meta.get("settings") or {})
+    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str},
+                              float_precision="round_trip")
+    return history, predictions
+
+
+def split_probabilities(predictions: Any, labels: list[str], split: str) -> Any:
+    """Return one split's rows of a stored predictions table (``"validate"`` or ``"test"``), indexed by ``image_id``."""
+    part = predictions[predictions["split"] == split]
+    if part.empty:
+        raise ValueError(f"no predictions for split {split!r}; the recipes store validate and test")
+    return part.set_index("image_id")[labels]

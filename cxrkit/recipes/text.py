@@ -13,7 +13,6 @@ reusing a model trained on other reports.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -30,12 +29,13 @@ from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.text import MiniLMClassifier, TextCNN
 from cxrkit.paths import artifact_dir
-from cxrkit.recipes.store import history_meta, staged_folder, write_meta, write_training_files
+from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
+                                  write_training_files)
 from cxrkit.profiles import CLASS
 from cxrkit.recipes.image import evaluation_targets, image_targets
 from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
 from cxrkit.text.sources import DEFAULT_TEXT_SOURCE, TEXT_SOURCES
-from cxrkit.train import BatchLoader, History, fit, predict
+from cxrkit.train import BatchLoader, History, TensorDictDataset, fit, predict
 
 __all__ = [
     "ARCHITECTURES",
@@ -171,37 +171,13 @@ def text_inputs(table: pd.DataFrame, source: str, vocab: Vocabulary | Any, max_l
     return encode_wordpieces(vocab, texts, int(max_len))
 
 
-class TextDataset:
-    """Encoded reports (a dict of ``N×L`` tensors) and their ``N×K`` targets, served in whole batches to :class:`~cxrkit.train.BatchLoader` (notebook 03)."""
+class TextDataset(TensorDictDataset):
+    """Encoded reports (a dict of ``N×L`` tensors, ``input_ids`` at least) and their ``N×K`` targets, in whole batches (notebook 03)."""
 
     def __init__(self, inputs: dict[str, Tensor], labels: np.ndarray | Tensor):
         if not inputs or "input_ids" not in inputs:
             raise ValueError("inputs must be a dict holding at least 'input_ids'")
-        n = inputs["input_ids"].shape[0]
-        if any(v.shape[0] != n for v in inputs.values()):
-            raise ValueError(f"every input tensor needs {n} rows, got {({k: tuple(v.shape) for k, v in inputs.items()})}")
-        targets = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels.float()
-        if targets.ndim != 2 or targets.shape[0] != n:
-            raise ValueError(f"labels must be N×K with N={n} rows (one per report), got {tuple(targets.shape)}")
-        self.inputs, self.labels = dict(inputs), targets
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
-    def batch(self, index: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Return ``({name: B×L}, B×K)`` for the rows in ``index``."""
-        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
-
-    @property
-    def device(self) -> torch.device:
-        return self.labels.device
-
-    def to(self, device: torch.device | str) -> "TextDataset":
-        """Return a copy whose tensors live on ``device`` (the original is untouched)."""
-        clone = copy.copy(self)
-        clone.inputs = {k: v.to(device) for k, v in self.inputs.items()}
-        clone.labels = self.labels.to(device)
-        return clone
+        super().__init__(inputs, labels)
 
 
 @dataclass
@@ -370,10 +346,7 @@ class TrainedTextModel:
 
     def probabilities(self, split: str) -> pd.DataFrame:
         """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
-        part = self.predictions[self.predictions["split"] == split]
-        if part.empty:
-            raise ValueError(f"no predictions for split {split!r}; the recipe stores validate and test")
-        return part.set_index("image_id")[self.labels]
+        return split_probabilities(self.predictions, self.labels, split)
 
 
 def _write_encoder(vocab: Vocabulary | Any, folder: Path) -> dict[str, Any]:
@@ -443,11 +416,7 @@ def load_text_model(P: dict[str, Any], source: str | None = None, pretrained: bo
         model = TextCNN(len(vocab), num_outputs=len(labels), padding_idx=PAD_ID, **CNN_SETTINGS)
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     model.to(pick_device()).eval()
-    table = pd.read_csv(folder / "history.csv")
-    history = History(table, meta.get("best_epoch"), meta.get("monitor", "val_auroc"), bool(meta.get("stopped_early")),
-                      meta.get("device", "unknown"), str(folder / "model.pt"), meta.get("settings") or {})
-    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str, "split": str},
-                              float_precision="round_trip")
+    history, predictions = read_training_files(folder, meta)
     return TrainedTextModel(model, vocab, int(meta["max_len"]), history, predictions, labels, folder,
                             source, bool(pretrained), arch, True, meta)
 

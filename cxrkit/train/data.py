@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ImageDataset", "BatchLoader", "BatchSource"]
+__all__ = ["ImageDataset", "TensorDictDataset", "BatchLoader", "BatchSource"]
 
 
 class BatchSource(Protocol):
@@ -66,6 +66,43 @@ class ImageDataset(torch.utils.data.Dataset):
         """Return a copy whose image cache and labels live on ``device`` (the original is untouched)."""
         clone = copy.copy(self)
         clone.images, clone.labels = self.images.to(device), self.labels.to(device)
+        return clone
+
+
+class TensorDictDataset:
+    """Named ``N×…`` input tensors and ``N×K`` targets served in whole batches as ``({name: B×…}, B×K)`` (notebooks 03, 04).
+
+    The model is called as ``model(**inputs)``: encoded reports (``input_ids``) for a text model,
+    cached encoder outputs for a fusion head.
+    """
+
+    def __init__(self, inputs: dict[str, Tensor], labels: np.ndarray | Tensor):
+        if not inputs:
+            raise ValueError("inputs must be a non-empty dict of tensors")
+        targets = torch.as_tensor(np.asarray(labels, dtype=np.float32)) if not isinstance(labels, Tensor) else labels.float()
+        if targets.ndim != 2:
+            raise ValueError(f"labels must be N×K, got shape {tuple(targets.shape)}")
+        bad = {k: tuple(v.shape) for k, v in inputs.items() if v.shape[0] != targets.shape[0]}
+        if bad:
+            raise ValueError(f"every input tensor needs {targets.shape[0]} rows (one per target row), got {bad}")
+        self.inputs, self.labels = dict(inputs), targets
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def batch(self, index: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Return ``({name: rows of that tensor}, targets)`` for the rows in ``index``."""
+        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
+
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
+
+    def to(self, device: torch.device | str) -> "TensorDictDataset":
+        """Return a copy whose tensors live on ``device`` (the original is untouched)."""
+        clone = copy.copy(self)
+        clone.inputs = {k: v.to(device) for k, v in self.inputs.items()}
+        clone.labels = self.labels.to(device)
         return clone
 
 
