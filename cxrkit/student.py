@@ -195,7 +195,7 @@ def write_student_notebooks(notebooks: Iterable[Path], out_dir: Path, echo: Any 
         verify_student_copy(nb, student, Path(path).stem)
         target = out_dir / Path(path).name
         target.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
-        echo(f"{target}: {len(exercises)} exercise(s) " + (", ".join(e.exercise for e in exercises) or ""))
+        echo(f"{target}: {len(exercises)} exercise(s)" + (": " + ", ".join(e.exercise for e in exercises) if exercises else ""))
         written.append(target)
     return written
 

@@ -64,13 +64,22 @@ def _free_port() -> int:
 def jupyter_lab(root: Path):
     """Start JupyterLab from this venv on 127.0.0.1, a free port and a random token; stop it afterwards."""
     port, token = _free_port(), secrets.token_hex(16)
-    log = open(root / "jupyterlab.log", "w")
+    state = root.parent / f"{root.name}-jupyter-state"  # fresh settings and workspaces: nothing restored
+    for sub in ("config", "settings", "workspaces", "runtime"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    news = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text('{"fetchNews": "false", "checkForUpdates": false}')  # no pop-up over the explorer
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime")}
+    log = open(root.parent / f"{root.name}-jupyterlab.log", "w")
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
          "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--ServerApp.port_retries=0"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
+         "--ServerApp.port_retries=0", f"--LabApp.user_settings_dir={state / 'settings'}",
+         f"--LabApp.workspaces_dir={state / 'workspaces'}", *as_root],
+        stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -82,17 +91,27 @@ def jupyter_lab(root: Path):
             except OSError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"JupyterLab did not start; see {root / 'jupyterlab.log'}:\n"
-                                   + (root / "jupyterlab.log").read_text()[-2000:])
+                raise RuntimeError(f"JupyterLab did not start; the end of {log.name}:\n"
+                                   + Path(log.name).read_text()[-2000:])
             time.sleep(0.5)
         yield base, token
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started: this test's own group
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop(proc)
         log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and the kernels it started (this test's own process group), by its id."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def explore_in_browser(notebook: Path, root: Path, screenshot: Path, run_timeout_s: float) -> tuple[str, str]:
