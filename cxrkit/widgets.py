@@ -7,7 +7,10 @@ is split so that it can be tested without a browser:
 * :func:`explorer_view` — a **pure** function from an :class:`ExplorerState` (film, method, threshold,
   clustering) and the precomputed maps/truth to an :class:`ExplorerView` (regions, per-region hit flags,
   counts, the shapes to draw, a one-line summary). It never modifies its inputs.
-* :func:`explorer_figure` — the plotly figure of one view (film, map overlay, circles, truth contour).
+* :func:`explorer_svg` — the drawing the widget shows: an SVG with the film and the map as one embedded PNG,
+  the truth outlined in green, and one ``<circle>`` (or ``<rect>``) per region — plain HTML, so it updates as one
+  widget value, with no plotly output inside a widget (and no JavaScript to run).
+* :func:`explorer_figure` — the same view as a plotly figure (zoom, hover), for a static cell.
 * :class:`LocalizationExplorer` — the ipywidgets wiring: every control change calls :func:`explorer_view`
   and redraws.
 
@@ -22,17 +25,21 @@ method (``Dropdown``)           ``method``            ``cxrkit-method``
 threshold (``FloatSlider``)     ``threshold``         ``cxrkit-threshold``
 clustering (``Dropdown``)       ``clustering``        ``cxrkit-clustering``
 counts (``HTML``)               —                     ``cxrkit-counts``
-figure (``Output``)             —                     ``cxrkit-figure``
+figure (``HTML``, an SVG)      —                     ``cxrkit-figure``
 ==============================  ====================  =====================================
 
 The counts widget's HTML holds ``<span class="cxrkit-n-regions">``, ``cxrkit-n-hits`` and
 ``cxrkit-n-false`` with the numbers, and ``<span class="cxrkit-regions">`` listing every drawn region as
-``(cx, cy, r)`` in film pixels, so a test can read what is drawn as text; moving the threshold slider
-changes the regions (a higher threshold keeps fewer pixels).
+``(cx, cy, r)`` in film pixels, so a test can read what is drawn as text. In the figure's SVG every region is
+an element with class ``cxrkit-region`` plus ``cxrkit-hit`` or ``cxrkit-false``, with ``data-cx``, ``data-cy``
+and ``data-r`` attributes in film pixels. Moving the threshold slider changes the regions (a higher threshold
+keeps fewer pixels).
 """
 from __future__ import annotations
 
+import base64
 import html
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +52,7 @@ from cxrkit.explain.localization_metrics import film_scores, match_regions
 from cxrkit.explain.localize import CLUSTER_METHODS, Regions, localize
 from cxrkit.explain.truth import as_map, as_truth_mask, truth_objects
 
-__all__ = ["ExplorerState", "ExplorerView", "explorer_view", "explorer_figure", "LocalizationExplorer",
+__all__ = ["ExplorerState", "ExplorerView", "explorer_view", "explorer_svg", "explorer_figure", "LocalizationExplorer",
            "CSS_CLASSES"]
 
 #: The CSS class of each explorer widget, for browser tests (see the module docstring).
@@ -160,6 +167,60 @@ def explorer_figure(film: object, attr_map: object, view: ExplorerView, truth: o
     return fig
 
 
+def _hot(v: np.ndarray) -> np.ndarray:
+    """The 'hot' colour map (black → red → yellow → white) of values in [0, 1], as (…, 3) floats."""
+    return np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=-1)
+
+
+def _composite_png(film: np.ndarray, attr_map: np.ndarray, truth: object, opacity: float) -> str:
+    from PIL import Image
+    from scipy import ndimage
+
+    h, w = film.shape
+    low, high = float(film.min()), float(film.max())
+    grey = (film - low) / (high - low) if high > low else np.zeros_like(film)
+    pos = np.clip(attr_map, 0, None)
+    pos = pos / pos.max() if pos.max() > 0 else pos
+    if pos.shape != film.shape:  # stretch the map over the film (nearest)
+        rows = (np.arange(h) * pos.shape[0] // h)[:, None]
+        cols = (np.arange(w) * pos.shape[1] // w)[None, :]
+        pos = pos[rows, cols]
+    alpha = (opacity * np.sqrt(pos))[..., None]
+    rgb = (1 - alpha) * grey[..., None] + alpha * _hot(pos)
+    if truth is not None:
+        mask = as_truth_mask(truth, (h, w))
+        edge = mask & ~ndimage.binary_erosion(mask)
+        rgb[edge] = (0.0, 1.0, 0.0)
+    buf = io.BytesIO()
+    Image.fromarray((255 * np.clip(rgb, 0, 1)).astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def explorer_svg(film: object, attr_map: object, view: ExplorerView, truth: object = None, *,
+                 opacity: float = 0.6, size_px: int = 420) -> str:
+    """Return the explorer's drawing as an HTML ``<svg>``: film + map as an embedded PNG, truth outlined in green, hits as green and false regions as red dashed circles (notebook 06)."""
+    img = as_map(film)
+    h, w = img.shape
+    png = _composite_png(img, as_map(attr_map), truth, opacity)
+    parts = [f'<svg class="cxrkit-svg" xmlns="http://www.w3.org/2000/svg" width="{size_px}" height="{round(size_px * h / w)}" '
+             f'viewBox="-0.5 -0.5 {w} {h}">',
+             f'<image href="data:image/png;base64,{png}" x="-0.5" y="-0.5" width="{w}" height="{h}" '
+             'style="image-rendering: pixelated"/>']
+    stroke = max(w, h) / 200
+    for r in view.shapes.itertuples(index=False):
+        kind = "cxrkit-hit" if r.hit else "cxrkit-false"
+        style = (f'fill="none" stroke="{"lime" if r.hit else "red"}" stroke-width="{stroke:.2f}"'
+                 + ("" if r.hit else f' stroke-dasharray="{3 * stroke:.2f}"'))
+        data = f'data-cx="{r.cx:.1f}" data-cy="{r.cy:.1f}" data-r="{r.rx:.1f}"'
+        if view.regions.shape == "circle":
+            parts.append(f'<circle class="cxrkit-region {kind}" {data} cx="{r.cx:.2f}" cy="{r.cy:.2f}" r="{r.rx:.2f}" {style}/>')
+        else:
+            parts.append(f'<rect class="cxrkit-region {kind}" {data} x="{r.left:.2f}" y="{r.top:.2f}" '
+                         f'width="{r.right - r.left:.2f}" height="{r.bottom - r.top:.2f}" {style}/>')
+    parts.append("</svg>")
+    return f'<div title="{html.escape(view.summary)}">' + "".join(parts) + f"<br><small>{html.escape(view.summary)}</small></div>"
+
+
 def _counts_html(view: ExplorerView) -> str:
     regions = "; ".join(f"({r.cx:.0f}, {r.cy:.0f}, {r.rx:.0f})" for r in view.shapes.itertuples(index=False))
     return (f'<span class="cxrkit-n-regions">{view.n_regions}</span> regions · '
@@ -205,7 +266,7 @@ class LocalizationExplorer:
                                        continuous_update=False, readout_format=".2f")
         self.clustering = W.Dropdown(options=list(CLUSTER_METHODS), value=clustering, description="clustering")
         self.counts = W.HTML()
-        self.figure = W.Output()
+        self.figure = W.HTML()
         for name in ("film", "method", "threshold", "clustering", "counts", "figure"):
             getattr(self, name).add_class(CSS_CLASSES[name])
         controls = W.HBox([W.VBox([self.film, self.method]), W.VBox([self.threshold, self.clustering])])
@@ -228,10 +289,7 @@ class LocalizationExplorer:
         self.view = view
         self.counts.value = _counts_html(view)
         truth = None if self.truths is None else self.truths[state.film]
-        fig = explorer_figure(self.films[state.film], self.maps[state.method][state.film], view, truth)  # type: ignore[index]
-        self.figure.clear_output(wait=True)
-        with self.figure:
-            fig.show()
+        self.figure.value = explorer_svg(self.films[state.film], self.maps[state.method][state.film], view, truth)  # type: ignore[index]
         return view
 
     def _ipython_display_(self) -> None:

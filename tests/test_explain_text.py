@@ -101,11 +101,12 @@ def test_ig_word_scores_align_with_words_vocabulary():
     words, delta = word_attributions(model, REPORT, vocab, ids, 1, steps=64)
     surface = [REPORT[a:b] for _, a, b in word_spans(REPORT)]
     assert list(words["word"]) == surface and "___" in surface and ";" in surface and "(" in surface
-    scores, _ = text_integrated_gradients(model, ids[None], 1, model.embedding, steps=64)
+    mask = (ids != 0).long()[None]  # the report's mask is kept at the baseline
+    scores, _ = text_integrated_gradients(model, ids[None], 1, model.embedding, steps=64, attention_mask=mask)
     n = len(vocab.ids(REPORT))
     assert list(words["n_tokens"]) == [1] * n  # one model token per reader word, in order
     assert np.allclose(words["score"], scores[0, :n].numpy(), atol=1e-6)  # word i carries token i's score: no offset
-    gap = _gap(model, ids[None], torch.zeros_like(ids[None]), 1)
+    gap = _gap(model, ids[None], torch.zeros_like(ids[None]), 1, mask)
     assert abs(words["score"].sum() - gap.item()) < 1e-2 * abs(gap.item())  # completeness through the words
     assert abs(delta) < 1e-3
     with pytest.raises(ValueError, match="do not match"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrkit.widgets import CSS_CLASSES, ExplorerState, LocalizationExplorer, explorer_figure, explorer_view
+from cxrkit.widgets import CSS_CLASSES, ExplorerState, LocalizationExplorer, explorer_figure, explorer_svg, explorer_view
 
 H = 64
 
@@ -76,6 +76,18 @@ def test_figure_draws_one_shape_per_region_coloured_by_hit():
     assert any(t.type == "contour" for t in fig.data)
 
 
+def test_svg_draws_one_element_per_region_with_its_geometry():
+    maps, truths = _data()
+    view = explorer_view(ExplorerState(0, "ig", 0.5), maps, truths, (2 * H, 2 * H))
+    svg = explorer_svg(np.zeros((2 * H, 2 * H)), maps["ig"][0], view, np.kron(truths[0], np.ones((2, 2), bool)))
+    assert svg.count('class="cxrkit-region cxrkit-hit"') == 1 and svg.count('class="cxrkit-region cxrkit-false"') == 1
+    assert svg.count("<circle") == 2 and "data:image/png;base64," in svg
+    hit = view.shapes[view.shapes.hit].iloc[0]
+    assert f'data-cx="{hit.cx:.1f}" data-cy="{hit.cy:.1f}" data-r="{hit.rx:.1f}"' in svg
+    boxes = explorer_view(ExplorerState(0, "ig", 0.5), maps, truths, (H, H), shape="box")
+    assert explorer_svg(np.zeros((H, H)), maps["ig"][0], boxes).count("<rect") == 2
+
+
 def test_widget_redraws_when_the_slider_moves():
     pytest.importorskip("ipywidgets")
     maps, truths = _data()
@@ -85,8 +97,10 @@ def test_widget_redraws_when_the_slider_moves():
     assert ex.film.description == "film" and ex.method.description == "method"
     assert ex.clustering.description == "clustering"
     assert '<span class="cxrkit-n-regions">2</span>' in ex.counts.value
+    assert ex.figure.value.count("cxrkit-region ") == 2
     ex.threshold.value = 0.9
     assert ex.view.n_regions == 1 and '<span class="cxrkit-n-regions">1</span>' in ex.counts.value
+    assert ex.figure.value.count("cxrkit-region ") == 1
     ex.film.value = 1
     assert ex.view.state.film == 1 and ex.view.n_hits == 0
     with pytest.raises(ValueError, match="3 maps for 2 films"):

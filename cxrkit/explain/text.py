@@ -83,8 +83,10 @@ def word_attributions(
     """Return one report's IG word scores (a :func:`cxrkit.text.tokens_to_words` table) and the completeness delta (notebook 06).
 
     ``input_ids`` is the report's encoded row ``(T,)``; the baseline is all padding (the tokenizer's pad id; a
-    word-piece tokenizer's ``[CLS]``/``[SEP]`` stay in the baseline). ``embedding_layer`` defaults to
-    ``model.embedding``. Token scores are summed onto the words the reader sees, checked against ``input_ids``.
+    word-piece tokenizer's ``[CLS]``/``[SEP]`` stay in the baseline). The model is called with the report's
+    ``attention_mask`` (for a :class:`~cxrkit.text.Vocabulary`, ``input_ids != PAD`` when not given) at every step and
+    at the baseline, so the padding baseline is the start of the integration path and completeness holds.
+    ``embedding_layer`` defaults to ``model.embedding``. Token scores are summed onto the words the reader sees, checked against ``input_ids``.
     """
     from cxrkit.text import tokens_to_words
     from cxrkit.text.vocab import PAD_ID, Vocabulary
@@ -97,6 +99,8 @@ def word_attributions(
         raise ValueError(f"input_ids must be one encoded report (T,); got shape {tuple(ids.shape)}")
     if isinstance(tokenizer, Vocabulary):
         pad, keep = PAD_ID, ()
+        if attention_mask is None:  # keep the report's mask along the whole path, baseline included
+            attention_mask = (ids != PAD_ID).long()
     else:
         pad = int(getattr(tokenizer, "pad_token_id"))
         keep = tuple(int(i) for i in (getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "sep_token_id", None))
