@@ -134,5 +134,6 @@ def test_smoke_run_of_notebooks_00_and_01_reproduces_exactly(tmp_path):
 def test_committed_reference_is_a_complete_class_run():
     ref = load_run(REPO / "reference" / "class")
     assert ref.profile == "class"
-    assert {"00_setup", "01_data_prep", "02_image_cnn", "03_text_cnn"} <= set(ref.metrics)
+    assert {"00_setup", "01_data_prep", "02_image_cnn", "03_text_cnn", "04_fusion", "05_saliency_derivation",
+            "06_clustered_ig_localization"} <= set(ref.metrics)
     assert all(ref.metrics.values())
