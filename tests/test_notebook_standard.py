@@ -122,8 +122,8 @@ def test_ensure_colab_setup_cell_adds_it_once(tmp_path):
     assert nb.cells[1].source == COLAB_SETUP_SOURCE and check_notebook(nb) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS[:4], ids=lambda p: p.name)
-def test_notebooks_00_to_03_start_with_the_colab_cell(path):
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_starts_with_the_colab_cell(path):
     nb = nbformat.read(str(path), as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert "colab-setup" in first.metadata.get("tags", [])
