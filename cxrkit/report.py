@@ -35,7 +35,6 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from cxrkit.paths import REPO_ROOT
 
 MASK = "[patient identifier removed]"
 

@@ -1,5 +1,4 @@
 """IU X-ray PNGs get their view from ``indiana_projections.csv`` when it is present, so the frontal filter works."""
-import pandas as pd
 import pytest
 
 from cxrkit.datasets import DatasetFileError, load_study_table

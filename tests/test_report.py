@@ -5,7 +5,7 @@ import pydicom
 import pytest
 
 from cxrkit.cli import main
-from cxrkit.report import MASK, Scrubber, build_report, dicom_identifier_values
+from cxrkit.report import MASK, Scrubber, dicom_identifier_values
 from cxrkit.runner import run_notebooks
 from fixtures.real_trees import write_dicom
 from notebook_factory import standard_cells, write_notebook

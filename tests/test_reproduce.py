@@ -1,6 +1,5 @@
 """`cxrkit reproduce`: the comparison table on fabricated records, and re-execution on tiny and smoke notebooks."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -5,6 +5,7 @@ Taught in notebook 05 (saliency) and reused in notebook 06.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -38,6 +39,25 @@ def _regions_for(entry: object, method: str) -> Regions | None:
     return entry  # type: ignore[return-value]
 
 
+def _films_and_maps(image: Any, attr_maps: dict[str, Any]) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
+    """Check and shape the figures' inputs: films as ``(N, H, W)``, each method's maps as a list of N normalised maps."""
+    films = _array(image)
+    films = films[None] if films.ndim == 2 else films
+    if films.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (N, H, W); got shape {films.shape}")
+    n = len(films)
+    if not attr_maps:
+        raise ValueError("attr_maps is empty: give at least one {method: map}")
+    maps = {}
+    for method, m in attr_maps.items():
+        arr = _array(m)
+        arr = arr[None] if arr.ndim == 2 else arr
+        if arr.ndim != 3 or len(arr) != n:
+            raise ValueError(f"map {method!r} has shape {np.shape(m)}; expected (h, w) or ({n}, h, w)")
+        maps[method] = [as_map(a) for a in arr]
+    return films, maps
+
+
 def overlay_figure(
     image: object,
     attr_maps: Mapping[str, object],
@@ -55,20 +75,8 @@ def overlay_figure(
     ``regions`` is a :class:`Regions`, a ``{method: Regions}`` dict, or a list of those per film;
     ``truth_mask`` is a mask or box(es) (see :func:`cxrkit.explain.truth.as_truth_mask`), or a list per film.
     """
-    films = _array(image)
-    films = films[None] if films.ndim == 2 else films
-    if films.ndim != 3:
-        raise ValueError(f"image must be (H, W) or (N, H, W); got shape {films.shape}")
+    films, maps = _films_and_maps(image, attr_maps)
     n, (h, w) = len(films), films.shape[1:]
-    if not attr_maps:
-        raise ValueError("attr_maps is empty: give at least one {method: map}")
-    maps = {}
-    for method, m in attr_maps.items():
-        arr = _array(m)
-        arr = arr[None] if arr.ndim == 2 else arr
-        if arr.ndim != 3 or len(arr) != n:
-            raise ValueError(f"map {method!r} has shape {np.shape(m)}; expected (h, w) or ({n}, h, w)")
-        maps[method] = [as_map(a) for a in arr]
     region_list = _per_film(regions, n, "regions")
     truth_list: list[Truth] = _per_film(truth_mask, n, "truth_mask")
 
@@ -130,20 +138,8 @@ def method_film_explorer(
     ``image`` is ``(N, H, W)``; each map ``(N, h, w)``; ``truth_mask`` one mask/box(es) per film (or None).
     Only the chosen film's traces are visible; it needs no kernel, so it works in a saved HTML page too.
     """
-    films = _array(image)
-    films = films[None] if films.ndim == 2 else films
-    if films.ndim != 3:
-        raise ValueError(f"image must be (H, W) or (N, H, W); got shape {films.shape}")
+    films, maps = _films_and_maps(image, attr_maps)
     n, (h, w) = len(films), films.shape[1:]
-    if not attr_maps:
-        raise ValueError("attr_maps is empty: give at least one {method: maps}")
-    maps = {}
-    for method, m in attr_maps.items():
-        arr = _array(m)
-        arr = arr[None] if arr.ndim == 2 else arr
-        if arr.ndim != 3 or len(arr) != n:
-            raise ValueError(f"map {method!r} has shape {np.shape(m)}; expected ({n}, h, w)")
-        maps[method] = [as_map(a) for a in arr]
     truths: list = _per_film(truth_mask, n, "truth_mask")
     labels = list(film_labels) if film_labels is not None else [f"film {i}" for i in range(n)]
     if len(labels) != n:
