@@ -17,14 +17,14 @@ from plotly.subplots import make_subplots
 from sklearn.model_selection import GroupKFold
 
 from cxrkit.fusion.late import fit_late_fusion
-from cxrkit.metrics import bootstrap_ci, evaluate, macro_auroc, paired_bootstrap_diff
+from cxrkit.metrics import bootstrap_ci, macro_auroc, paired_bootstrap_diff, per_label_metric
 
-__all__ = ["align", "comparison_table", "out_of_fold_late", "choose_best", "fusion_gain", "comparison_figure",
-           "changed_calls"]
+__all__ = ["align", "comparison_table", "macro_auroc_of", "out_of_fold_late", "choose_best", "fusion_gain",
+           "comparison_figure", "changed_calls"]
 
 
-def align(probs: Mapping[str, pd.DataFrame], rows: pd.DataFrame, labels: Sequence[str]) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Return each model's ``N×K`` probabilities on the same rows (``rows``' image_id order) and those rows (notebook 04)."""
+def align(probs: Mapping[str, pd.DataFrame], rows: pd.DataFrame, labels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Return each model's ``N×K`` probabilities on the same rows, in ``rows``' image_id order (notebook 04)."""
     ids = rows["image_id"].astype(str).to_numpy()
     out = {}
     for name, frame in probs.items():
@@ -34,20 +34,18 @@ def align(probs: Mapping[str, pd.DataFrame], rows: pd.DataFrame, labels: Sequenc
         if len(missing):
             raise KeyError(f"model {name!r} has no prediction for {len(missing)} of the rows (e.g. {missing[0]!r})")
         out[name] = frame.loc[ids, list(labels)].to_numpy(dtype=float)
-    return out, rows
+    return out
 
 
 def comparison_table(probs: Mapping[str, pd.DataFrame], rows: pd.DataFrame, targets: np.ndarray, labels: Sequence[str],
                      n_boot: int = 500, seed: int = 0) -> pd.DataFrame:
     """Return one row per model: macro AUROC with its 95% patient-level bootstrap CI, then each label's AUROC (notebook 04)."""
-    aligned, rows = align(probs, rows, labels)
     groups = rows["subject_id"].to_numpy()
     records = []
-    for name, p in aligned.items():
-        table = evaluate(targets, p, groups, list(labels), n_boot=n_boot, seed=seed).set_index("label")
-        record = {"model": name, "auroc": table.loc["macro", "auroc"], "auroc_lo": table.loc["macro", "auroc_lo"],
-                  "auroc_hi": table.loc["macro", "auroc_hi"]}
-        record.update({label: table.loc[label, "auroc"] for label in labels})
+    for name, p in align(probs, rows, labels).items():
+        ci = bootstrap_ci(targets, p, groups, "auroc", n_boot=n_boot, seed=seed)
+        record = {"model": name, "auroc": ci.estimate, "auroc_lo": ci.lo, "auroc_hi": ci.hi}
+        record.update(zip(labels, per_label_metric(targets, p)))
         records.append(record)
     return pd.DataFrame(records).set_index("model")
 
@@ -83,7 +81,7 @@ def choose_best(validation_auroc: Mapping[str, float], singles: Sequence[str], f
 def fusion_gain(probs: Mapping[str, pd.DataFrame], rows: pd.DataFrame, targets: np.ndarray, labels: Sequence[str],
                 single: str, fused: str, n_boot: int = 500, seed: int = 0) -> dict[str, float]:
     """Return test macro AUROC of ``fused`` minus ``single`` with a paired patient-level bootstrap 95% CI and p-value (notebook 04)."""
-    aligned, rows = align({single: probs[single], fused: probs[fused]}, rows, labels)
+    aligned = align({single: probs[single], fused: probs[fused]}, rows, labels)
     diff = paired_bootstrap_diff(targets, aligned[single], aligned[fused], rows["subject_id"].to_numpy(), list(labels),
                                  n_boot=n_boot, seed=seed).set_index("label").loc["macro"]
     return {"gain": float(diff["diff"]), "lo": float(diff["diff_lo"]), "hi": float(diff["diff_hi"]),
@@ -128,13 +126,4 @@ def changed_calls(rows: pd.DataFrame, targets: np.ndarray, label_index: int, sin
 
 def macro_auroc_of(probs: pd.DataFrame, rows: pd.DataFrame, targets: np.ndarray, labels: Sequence[str]) -> float:
     """Return the macro AUROC of one model's probabilities on ``rows`` (notebook 04)."""
-    aligned, _ = align({"m": probs}, rows, labels)
-    return macro_auroc(targets, aligned["m"])
-
-
-def macro_ci(probs: pd.DataFrame, rows: pd.DataFrame, targets: np.ndarray, labels: Sequence[str], n_boot: int = 500,
-             seed: int = 0) -> tuple[float, float, float]:
-    """Return (macro AUROC, lower, upper) with a patient-level bootstrap CI for one model (notebook 04)."""
-    aligned, rows = align({"m": probs}, rows, labels)
-    ci = bootstrap_ci(targets, aligned["m"], rows["subject_id"].to_numpy(), n_boot=n_boot, seed=seed)
-    return float(ci.estimate), float(ci.lo), float(ci.hi)
+    return macro_auroc(targets, align({"m": probs}, rows, labels)["m"])

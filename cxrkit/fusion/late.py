@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cxrkit.metrics import predictions_table
+from cxrkit.recipes.image import evaluation_targets
 
 __all__ = ["LATE_METHODS", "LateFusion", "fit_late_fusion", "late_fusion_predictions", "logit"]
 
@@ -164,22 +165,17 @@ def late_fusion_predictions(method: str, predictions: Mapping[str, pd.DataFrame]
     rows reach the fit; test rows are only ever predicted.
     """
     labels = list(labels)
-    from cxrkit.recipes.image import evaluation_targets  # late import: recipes import this package's siblings
-
     by_split: dict[str, dict[str, pd.DataFrame]] = {}
     for split in ("validate", "test"):
-        parts = {}
-        for name, table in predictions.items():
-            part = table[table["split"] == split].set_index("image_id")[labels]
-            parts[name] = part
-        ids = parts[next(iter(parts))].index
-        by_split[split] = {name: part.loc[ids] for name, part in parts.items()}
+        parts = {name: table[table["split"] == split].set_index("image_id")[labels] for name, table in predictions.items()}
+        ids = next(iter(parts.values())).index
+        by_split[split] = {name: part.loc[ids] for name, part in parts.items()}  # every model on the first one's rows
     val = by_split["validate"]
-    ids = val[next(iter(val))].index
+    ids = next(iter(val.values())).index
     info = rows.assign(image_id=rows["image_id"].astype(str)).set_index("image_id").loc[ids]
     targets = pd.DataFrame(evaluation_targets(info, labels), index=ids, columns=labels)
     split = pd.Series("validate", index=ids)
     fused = fit_late_fusion(method, val, targets, split, info["subject_id"], seed)
-    tables = [predictions_table(by_split[s][next(iter(by_split[s]))].index.to_numpy(), s,
-                                fused.predict(by_split[s]).to_numpy(), labels) for s in ("validate", "test")]
+    tables = [predictions_table(next(iter(parts.values())).index.to_numpy(), s, fused.predict(parts).to_numpy(), labels)
+              for s, parts in by_split.items()]
     return fused, pd.concat(tables, ignore_index=True)

@@ -85,10 +85,7 @@ def _text_dim(text_model: nn.Module) -> int:
 def _image_dim(image_model: nn.Module) -> int:
     dim = getattr(image_model, "embedding_dim", None)
     if dim is None:
-        head = getattr(image_model, "head", None) or getattr(image_model, "fc", None) or getattr(image_model, "classifier", None)
-        dim = getattr(head, "in_features", None)
-    if dim is None:
-        raise TypeError(f"cannot tell the embedding size of {type(image_model).__name__}; give it embedding_dim")
+        raise TypeError(f"{type(image_model).__name__} has no embedding_dim; fusion needs the image model's pooled embedding size")
     return int(dim)
 
 

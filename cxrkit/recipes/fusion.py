@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -190,12 +190,20 @@ def load_fusion_model(P: dict[str, Any], method: str, image: TrainedImageModel, 
     return TrainedFusionModel(method, model, history, predictions, list(meta["labels"]), image, text, folder, True, meta)
 
 
-def _split_data(prepared: Any, text: TrainedTextModel, labels: Sequence[str]) -> dict[str, tuple[pd.DataFrame, np.ndarray, dict, np.ndarray]]:
+class _SplitData(NamedTuple):
+    rows: pd.DataFrame
+    films: np.ndarray
+    text: dict[str, Tensor]
+    targets: np.ndarray
+
+
+def _split_data(prepared: Any, text: TrainedTextModel, labels: Sequence[str]) -> dict[str, _SplitData]:
+    """Each split's rows, films, encoded reports and training targets."""
     data = {}
     for split in SPLITS:
         rows, films = prepared.subset(split)
         rows = rows.reset_index(drop=True)
-        data[split] = (rows, films, text.inputs(rows), image_targets(rows, labels))
+        data[split] = _SplitData(rows, films, text.inputs(rows), image_targets(rows, labels))
     return data
 
 
@@ -234,22 +242,23 @@ def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *
     batch_size = int(_knob(P, "batch_size"))
     if method == "joint":
         augment = ImageAugment() if _knob(P, "augment") else None
-        sets = {s: FusionDataset(d[1], d[2], d[3], augment=augment if s == "train" else None) for s, d in data.items()}
+        sets = {s: FusionDataset(d.films, d.text, d.targets, augment=augment if s == "train" else None)
+                for s, d in data.items()}
         trainee: nn.Module = model
         speed = {k: v for k, v in image_fit_settings(P).items() if k in ("amp", "channels_last")}  # bf16 where native
         settings.update(epochs=int(_knob(P, "joint_epochs")), lr=FUSION_SETTINGS["joint_lr"],
                         bn_refresh_batches=BN_REFRESH_BATCHES, **speed)
     else:
-        cached = {s: encoder_outputs(model, d[1], d[2]) for s, d in data.items()}
+        cached = {s: encoder_outputs(model, d.films, d.text) for s, d in data.items()}
         scaled = cached["train"]["features"] if method == "early" else cached["train"]["pooled"]
         model.scaler.fit(scaled)
-        sets = {s: TensorDictDataset(cached[s], data[s][3]) for s in data}
+        sets = {s: TensorDictDataset(cached[s], data[s].targets) for s in data}
         trainee = _HeadOnly(model)
         settings.update(lr=FUSION_SETTINGS["head_lr"])
     loaders = {s: BatchLoader(ds, batch_size=batch_size, shuffle=True, seed=seed, drop_last=len(ds) > batch_size)
                if s == "train" else BatchLoader(ds, batch_size=EVAL_BATCH_SIZE) for s, ds in sets.items()}
     history = fit(trainee, loaders["train"], loaders["validate"], progress=progress, **settings)
-    predictions = pd.concat([predictions_table(data[s][0]["image_id"].astype(str).to_numpy(), s,
+    predictions = pd.concat([predictions_table(data[s].rows["image_id"].astype(str).to_numpy(), s,
                                                predict(trainee, loaders[s]), labels) for s in ("validate", "test")],
                             ignore_index=True)
     folder = fusion_model_dir(P, method, text.source)
