@@ -10,8 +10,13 @@ import torch
 from torch import nn
 
 
-def _batch_of(t: torch.Tensor, n: int) -> torch.Tensor:
-    return t if t.shape[0] == n else t.expand(n, *t.shape[1:])
+def _batch_of(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """Repeat the held-fixed input to ``n`` rows: captum batches many interpolation steps of each input at once."""
+    if t is None or t.shape[0] == n:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(n, *t.shape[1:])
+    return t.repeat(n // t.shape[0], *([1] * (t.ndim - 1)))
 
 
 class ImageGivenText(nn.Module):
@@ -27,13 +32,8 @@ class ImageGivenText(nn.Module):
                              persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        n = images.shape[0]  # captum batches many interpolation steps at once: repeat the text to match
-        ids = _batch_of(self.input_ids, n) if self.input_ids.shape[0] == 1 else self.input_ids.repeat(n // self.input_ids.shape[0], 1)
-        mask = None
-        if self.attention_mask is not None:
-            mask = _batch_of(self.attention_mask, n) if self.attention_mask.shape[0] == 1 else \
-                self.attention_mask.repeat(n // self.attention_mask.shape[0], 1)
-        return self.fused(images, ids, mask)
+        n = images.shape[0]
+        return self.fused(images, _batch_of(self.input_ids, n), _batch_of(self.attention_mask, n))
 
 
 class TextGivenImage(nn.Module):
@@ -47,6 +47,4 @@ class TextGivenImage(nn.Module):
         self.register_buffer("images", images.detach().clone(), persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        n = input_ids.shape[0]
-        images = _batch_of(self.images, n) if self.images.shape[0] == 1 else self.images.repeat(n // self.images.shape[0], 1, 1, 1)
-        return self.fused(images, input_ids, attention_mask)
+        return self.fused(_batch_of(self.images, input_ids.shape[0]), input_ids, attention_mask)

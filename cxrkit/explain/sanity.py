@@ -143,12 +143,13 @@ def shuffled_label_model(P: Mapping, prepared: object = None, *, epochs: int | N
 
     from cxrkit.devices import pick_device
     from cxrkit.paths import artifact_dir
+    from cxrkit.profiles import CLASS
     from cxrkit.recipes.image import image_fit_settings, image_loaders, new_image_model
     from cxrkit.recipes.store import staged_folder, write_meta
     from cxrkit.train import BatchLoader, ImageDataset, fit, load_checkpoint
     from cxrkit.train.checks import shuffled_labels
 
-    epochs = int(P.get("epochs", 5) if epochs is None else epochs)
+    epochs = int(P.get("epochs", CLASS["epochs"]) if epochs is None else epochs)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
     if prepared is None:
@@ -156,7 +157,7 @@ def shuffled_label_model(P: Mapping, prepared: object = None, *, epochs: int | N
 
         prepared = prepare(dict(P), progress=progress)
     loaders = image_loaders(dict(P), prepared)
-    seed = int(P.get("seed", 0))
+    seed = int(P.get("seed", CLASS["seed"]))
     targets = shuffled_labels(loaders.targets["train"], seed=seed)
     key = _shuffled_key(P, epochs)
     fingerprint = _fingerprint(loaders.rows["train"], targets)
