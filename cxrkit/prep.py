@@ -134,7 +134,7 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
     from cxrkit.datasets import load_study_table
 
     dataset, root = resolve_dataset(params)
-    size, seed = int(params.get("image_size", 128)), int(params.get("seed", 0))
+    size, seed = int(params.get("image_size", 128)), int(params.get("data_seed", params.get("seed", 0)))
     key = {"dataset": dataset, "root": str(root.resolve()), "size": size, "seed": seed,
            "fractions": list(DEFAULT_FRACTIONS)}
     folder = Path(out) if out is not None else artifact_dir("prepared", key)
@@ -156,7 +156,7 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
 def _cmd_prep(args: argparse.Namespace) -> int:
     from cxrkit.profiles import get_profile
 
-    params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size, seed=args.seed)
+    params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size, data_seed=args.seed)
     prepared = prepare(params, out=args.out, workers=args.workers)
     counts = prepared.table["split"].value_counts().reindex(list(SPLITS)).fillna(0).astype(int)
     print(f"prepared {len(prepared.table)} frontal films from {args.dataset} into {args.out}: "

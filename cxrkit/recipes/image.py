@@ -51,7 +51,7 @@ __all__ = [
 
 #: The parameters that change the trained image model; the artifact folder is keyed by them.
 IMAGE_MODEL_KNOBS: tuple[str, ...] = (
-    "dataset", "data_root", "patients", "difficulty", "confounders", "image_size", "seed",
+    "dataset", "data_root", "patients", "difficulty", "confounders", "image_size", "data_seed", "seed",
     "image_model", "epochs", "batch_size", "lr", "weight_decay", "uncertainty", "augment", "patience",
 )
 

@@ -66,7 +66,7 @@ __all__ = [
 
 #: Profile knobs that change a trained text model; with the source, ``pretrained`` and the architecture they key its folder.
 TEXT_MODEL_KNOBS: tuple[str, ...] = (
-    "dataset", "data_root", "patients", "difficulty", "confounders", "seed",
+    "dataset", "data_root", "patients", "difficulty", "confounders", "data_seed", "seed",
     "text_epochs", "text_lr", "batch_size", "patience", "uncertainty",
 )
 

@@ -131,9 +131,15 @@ class SynthParams:
 
     @classmethod
     def from_profile(cls, profile: dict[str, Any], **overrides: Any) -> "SynthParams":
-        """Build parameters from a profile dict (patients, seed, difficulty, confounders; notebook 01, data prep)."""
-        keys = ("patients", "seed", "difficulty", "confounders")
-        return cls(**{k: profile[k] for k in keys if k in profile}, **overrides)
+        """Build parameters from a profile dict (patients, data seed, difficulty, confounders; notebook 01, data prep).
+
+        The cohort's seed is the profile's ``data_seed`` (``seed``, the training seed, when a dict has no ``data_seed``).
+        """
+        keys = ("patients", "difficulty", "confounders")
+        values = {k: profile[k] for k in keys if k in profile}
+        if "data_seed" in profile or "seed" in profile:
+            values["seed"] = profile.get("data_seed", profile.get("seed"))
+        return cls(**values, **overrides)
 
     def site_prevalence(self, finding: str, site: str) -> float:
         """Return the prevalence of ``finding`` at ``site`` ("A" or "B") so the pooled prevalence is the parameter (notebook 01)."""
