@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="cohort folder (default: CXRKIT_HOME/cohorts/<key>)")
     p.add_argument("--profile", default="class", help="parameter profile: smoke, class or full (default: class)")
     p.add_argument("--patients", type=int, default=None, help="number of patients (default: the profile's)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the profile's)")
+    p.add_argument("--seed", type=int, default=None, help="the cohort's random seed (default: the profile's data_seed)")
     p.add_argument("--difficulty", type=float, default=None, help="finding subtlety, 1.0 = teaching default")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--no-confounders", action="store_true", help="switch off every confounder")
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from cxrkit.synth.params import SynthParams
 
     profile = get_profile(args.profile)
-    overrides = {k: v for k, v in (("patients", args.patients), ("seed", args.seed), ("difficulty", args.difficulty))
+    overrides = {k: v for k, v in (("patients", args.patients), ("data_seed", args.seed), ("difficulty", args.difficulty))
                  if v is not None}
     if args.no_confounders:
         overrides["confounders"] = False
