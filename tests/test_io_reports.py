@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from cxrkit.errors import ReportParseError
-from cxrkit.io.reports import (HEADING_VARIANTS, OpenIReport, canonical_heading, labeling_text,
-                               normalise_openi_image_id, parse_mimic_report, parse_openi_xml, read_mimic_report)
+from cxrkit.io.reports import (HEADING_VARIANTS, SECTION_POLICIES, OpenIFigure, OpenIReport, canonical_heading,
+                               labeling_text, normalise_openi_image_id, parse_mimic_report, parse_openi_xml,
+                               read_mimic_report)
 
 EXAMPLE = """                                 FINAL REPORT
  EXAMINATION:  CHEST (PA AND LAT)
@@ -114,6 +115,19 @@ def test_labeling_text_fallbacks():
     assert labeling_text({}) == ""
 
 
+def test_section_policies():
+    assert set(SECTION_POLICIES) == {"impression", "findings+impression"}
+    both = {"findings": "Mild cardiomegaly", "impression": "No acute cardiopulmonary abnormality."}
+    assert labeling_text(both) == "No acute cardiopulmonary abnormality."  # the default: impression (MIMIC, CheXpert)
+    text = labeling_text(both, "findings+impression")
+    assert text == "Mild cardiomegaly\n\nNo acute cardiopulmonary abnormality."  # its own paragraph: no run-on sentence
+    assert labeling_text({"findings": "", "impression": "Clear."}, "findings+impression") == "Clear."
+    assert labeling_text({"findings": "Opacity.", "impression": ""}, "findings+impression") == "Opacity."
+    assert labeling_text({"indication": "Cough.", "wet_read": "No pneumonia."}, "findings+impression") == "No pneumonia."
+    with pytest.raises(ValueError, match="findings\\+impression"):
+        labeling_text(both, "everything")
+
+
 def test_repeated_heading_is_joined_and_times_are_not_headings():
     text = " IMPRESSION:  First.\n Discussed at 10:30 am.\n IMPRESSION:  Second.\n"
     assert parse_mimic_report(text) == {"impression": "First. Discussed at 10:30 am. Second."}
@@ -154,7 +168,8 @@ def test_openi_example(tmp_path):
         uid="7",
         sections={"comparison": "None.", "indication": "Cough.", "findings": "Heart size normal. No effusion.",
                   "impression": "No acute disease."},
-        mesh_major=["normal"], mesh_automatic=[], image_ids=["7_IM-2263-1001"])
+        mesh_major=["normal"], mesh_automatic=[], image_ids=["7_IM-2263-1001"],
+        figures=[OpenIFigure("7_IM-2263-1001", "F1", "PA and lateral chest")])
     path = tmp_path / "7.xml"
     path.write_bytes(OPENI)
     assert parse_openi_xml(path) == report
@@ -184,6 +199,12 @@ def test_openi_empty_sections_mesh_and_several_images():
 
 @pytest.mark.parametrize("raw, expected", [
     ("CXR1_1_IM-0001-3001", "1_IM-0001-3001"), ("CXR7_IM-2263-1001", "7_IM-2263-1001"),
+    # every published form (DATA_FORMATS.md): 4, 5, 7 and 8 digits, and 4 digits then -<4 digits>
+    ("CXR960_IM-2451-11001", "960_IM-2451-11001"), ("CXR1102_IM-0069-12012", "1102_IM-0069-12012"),
+    ("CXR962_IM-2453-1002001", "962_IM-2453-1002001"), ("CXR961_IM-2452-84646001", "961_IM-2452-84646001"),
+    ("CXR1063_IM-0044-84654001", "1063_IM-0044-84654001"), ("CXR2199_IM-0809-0001-0002", "2199_IM-0809-0001-0002"),
+    ("CXR2890_IM-1293-22001", "2890_IM-1293-22001"), ("CXR3618_IM-1790-82420001.png", "3618_IM-1790-82420001"),
+    ("3742_IM-1869-1002001.dcm", "3742_IM-1869-1002001"),
     ("CXR3955_IM-2020-1001-0001", "3955_IM-2020-1001-0001"), ("1000_IM-0003-2001.dcm", "1000_IM-0003-2001"),
     ("1_IM-0001-4001.dcm.png", "1_IM-0001-4001"), ("NLMCXR_png/CXR10_IM-0002-1001.png", "10_IM-0002-1001"),
 ])
@@ -191,9 +212,27 @@ def test_normalise_openi_image_id(raw, expected):
     assert normalise_openi_image_id(raw) == expected
 
 
-def test_normalise_openi_image_id_rejects_garbage():
-    with pytest.raises(ValueError, match="Open-i"):
-        normalise_openi_image_id("00000123_004.png")
+@pytest.mark.parametrize("raw", ["00000123_004.png", "CXR7_IM-263-1001", "CXR7_IM-2263-123", "CXR7_IM-2263-123456789",
+                                 "CXR7_IM-2263-1001-01", "CXRx_IM-2263-1001", "CXR7-IM-2263-1001"])
+def test_normalise_openi_image_id_rejects_what_cannot_be_an_id(raw):
+    with pytest.raises(ValueError, match="Open-i image id.*4 to 8 digits"):
+        normalise_openi_image_id(raw)
+
+
+def test_a_report_with_an_impossible_image_id_names_its_file(tmp_path):
+    path = tmp_path / "12.xml"
+    path.write_bytes(OPENI.replace(b"CXR7_IM-2263-1001", b"CXR7_IM-22-1"))
+    with pytest.raises(ReportParseError, match=r"12\.xml.*CXR7_IM-22-1"):
+        parse_openi_xml(path)
+
+
+def test_openi_figures_keep_figure_id_and_caption_in_file_order():
+    xml = OPENI.replace(b"</eCitation>", b'<parentImage id="CXR7_IM-2263-2001"><figureId>F2</figureId>'
+                                         b"<caption>PA and lateral chest</caption></parentImage></eCitation>")
+    report = parse_openi_xml(xml)
+    assert [(f.image_id, f.figure_id, f.caption) for f in report.figures] == [
+        ("7_IM-2263-1001", "F1", "PA and lateral chest"), ("7_IM-2263-2001", "F2", "PA and lateral chest")]
+    assert report.image_ids == ["7_IM-2263-1001", "7_IM-2263-2001"]
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

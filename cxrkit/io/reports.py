@@ -13,6 +13,12 @@ separate findings, ``findings`` with the same text.
 
 Open-i: parsed with defusedxml, so entity expansion (billion laughs) and external entities are
 rejected with :class:`cxrkit.errors.ReportParseError` instead of being expanded or fetched.
+
+Which sections the labeler reads is a *labeled-section policy* (:data:`SECTION_POLICIES`), chosen
+per dataset in its manifest (``labels.sections``) and overridable by a parameter: MIMIC-CXR and the
+synthetic cohort label the impression (as CheXpert does); Open-i labels findings + impression,
+because its impressions often say only "No acute cardiopulmonary abnormality." while the findings
+name the finding.
 """
 from __future__ import annotations
 
@@ -29,7 +35,8 @@ from cxrkit.errors import ReportParseError
 
 __all__ = [
     "HEADING_VARIANTS", "COMBINED_FINDINGS_IMPRESSION", "canonical_heading", "parse_mimic_report", "labeling_text",
-    "read_mimic_report", "OpenIReport", "parse_openi_xml", "normalise_openi_image_id", "OPENI_SECTIONS",
+    "SECTION_POLICIES", "check_section_policy", "read_mimic_report", "OpenIReport", "OpenIFigure", "parse_openi_xml",
+    "normalise_openi_image_id", "OPENI_SECTIONS",
 ]
 
 #: Report headings as written (upper case, single spaces) → canonical section name.
@@ -152,16 +159,37 @@ def parse_mimic_report(text: str) -> dict[str, str]:
     return sections
 
 
-def labeling_text(sections: dict[str, str]) -> str:
-    """Return the text a labeler reads: impression, else findings, else the last section that describes the image (notebook 01).
+#: The labeled-section policies: which report sections the rule labeler reads (notebook 01).
+SECTION_POLICIES: dict[str, str] = {
+    "impression": "the impression, else the findings, else the last section that describes the image "
+                  "(the CheXpert/MIMIC-CXR reference)",
+    "findings+impression": "the findings and the impression together (findings first, each its own paragraph); "
+                           "when both are empty, the same fallback as 'impression'",
+}
 
+
+def check_section_policy(policy: str) -> str:
+    """Return ``policy`` when it is one of :data:`SECTION_POLICIES`, else raise ValueError naming the choices (notebook 01)."""
+    if policy not in SECTION_POLICIES:
+        raise ValueError(f"unknown labeled-section policy {policy!r}; choose one of {list(SECTION_POLICIES)}")
+    return policy
+
+
+def labeling_text(sections: dict[str, str], policy: str = "impression") -> str:
+    """Return the text a labeler reads under a labeled-section policy (:data:`SECTION_POLICIES`) — notebook 01.
+
+    ``"impression"``: impression, else findings, else the last section that describes the image.
     Because sections are whitespace-collapsed, "the last paragraph" of the reference splitter is
     approximated by the last non-empty section that is not about the request (examination,
     indication, history, technique, comparison, notification); a report with no headings yields its
-    whole ``preamble``. Returns ``""`` when nothing is left.
+    whole ``preamble``. ``"findings+impression"``: both, joined by a blank line (so a section without
+    final punctuation never runs into the next sentence). Returns ``""`` when nothing is left.
     """
-    for name in ("impression", "findings"):
-        value = (sections.get(name) or "").strip()
+    check_section_policy(policy)
+    findings, impression = ((sections.get(name) or "").strip() for name in ("findings", "impression"))
+    if policy == "findings+impression" and (findings or impression):
+        return "\n\n".join(part for part in (findings, impression) if part)
+    for value in (impression, findings):
         if value:
             return value
     content = [v.strip() for k, v in sections.items() if k not in NON_FINDING_SECTIONS and v and v.strip()]
@@ -194,19 +222,33 @@ def read_mimic_report(path: str | Path) -> dict[str, str]:
 #: The four AbstractText labels of every Open-i report, as section names.
 OPENI_SECTIONS: tuple[str, ...] = ("comparison", "indication", "findings", "impression")
 
-_OPENI_ID = re.compile(r"^\d+_IM-\d{4}-\d{4}(?:-\d{4})?$")
+#: A normalised Open-i image id: ``<uid>_IM-<4 digits>-<4 to 8 digits>``, optionally ``-<4 digits>`` after it.
+#: Over the 7,470 published ids the last group has 4 digits (6,908), 4 then ``-<4>`` (404,
+#: ``CXR2199_IM-0809-0001-0002``), 5 (71, ``CXR1102_IM-0069-12012``), 7 (61, ``CXR962_IM-2453-1002001``) or
+#: 8 digits (26, ``CXR961_IM-2452-84646001``) — see ``DATA_FORMATS.md``.
+_OPENI_ID = re.compile(r"^\d+_IM-\d{4}-\d{4,8}(?:-\d{4})?$")
 _IMAGE_SUFFIXES = (".dcm.png", ".png", ".dcm", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class OpenIFigure:
+    """One ``parentImage`` of an Open-i report: its normalised image id, ``figureId`` (``"F1"``) and caption, in file order."""
+
+    image_id: str
+    figure_id: str = ""
+    caption: str = ""
 
 
 @dataclass
 class OpenIReport:
-    """One Open-i (IU X-ray) report: normalised uid, the four text sections, MeSH terms and normalised image ids."""
+    """One Open-i (IU X-ray) report: normalised uid, the four text sections, MeSH terms, normalised image ids and their figures."""
 
     uid: str
     sections: dict[str, str] = field(default_factory=dict)
     mesh_major: list[str] = field(default_factory=list)
     mesh_automatic: list[str] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
+    figures: list[OpenIFigure] = field(default_factory=list)
 
 
 def normalise_openi_image_id(s: str) -> str:
@@ -221,7 +263,8 @@ def normalise_openi_image_id(s: str) -> str:
         name = name[3:]
     name = re.sub(r"^(\d+)_\1_(?=IM-)", r"\1_", name)
     if not _OPENI_ID.match(name):
-        raise ValueError(f"{s!r} does not look like an Open-i image id (expected like 'CXR7_IM-2263-1001')")
+        raise ValueError(f"{s!r} does not look like an Open-i image id (expected CXR<uid>_IM-<4 digits>-<4 to 8 digits>, "
+                         "optionally -<4 digits> after it, like 'CXR7_IM-2263-1001' or 'CXR2199_IM-0809-0001-0002')")
     return name
 
 
@@ -268,13 +311,16 @@ def parse_openi_xml(source: str | Path | bytes) -> OpenIReport:
     mesh = root.find("MeSH")
     major = [_collapse("".join(m.itertext())) for m in mesh.findall("major")] if mesh is not None else []
     automatic = [_collapse("".join(m.itertext())) for m in mesh.findall("automatic")] if mesh is not None else []
-    image_ids = []
+    figures = []
     for image in root.findall("parentImage"):
         raw_id = image.get("id")
         if raw_id:
             try:
-                image_ids.append(normalise_openi_image_id(raw_id))
+                image_id = normalise_openi_image_id(raw_id)
             except ValueError as err:
                 raise ReportParseError(where, str(err)) from err
+            figures.append(OpenIFigure(image_id, _collapse(image.findtext("figureId") or ""),
+                                       _collapse(image.findtext("caption") or "")))
     return OpenIReport(uid=uid, sections=sections, mesh_major=[m for m in major if m],
-                       mesh_automatic=[a for a in automatic if a], image_ids=image_ids)
+                       mesh_automatic=[a for a in automatic if a], image_ids=[f.image_id for f in figures],
+                       figures=figures)
