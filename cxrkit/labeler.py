@@ -6,17 +6,21 @@ Taught in notebook 01 (data preparation). The stages:
    observation (``cxrkit/labeler_phrases.yaml``); an *unmention* phrase cancels an overlapping mention
    of the same observation ("pericardial effusion" is not a pleural effusion). *Neutral* phrases name
    the anatomy ("heart size", "cardiac silhouette"): they count only when an asserting word
-   ("enlarged") or a stability word ("stable", "unchanged" → uncertain) is in scope.
+   ("enlarged") or a cue is in scope. Stability is not uncertainty: "stable heart size" says the size
+   did not change, so it is blank; "stable cardiomegaly" is positive. "Upper limits of normal" (like
+   "borderline", "top normal") is uncertain.
 2. **Classification** — :func:`classify_mention` looks for cues around the mention, in tiers, and the
    first tier with a cue in scope decides: uncertainty that contains a negation word ("cannot
    exclude", "no new") → -1; negation ("no", "without", "resolved", "normal" …) → 0; uncertainty
    ("possible", "may represent", "versus" …) → -1; otherwise a mention is positive (1).
    A cue's *scope* is a window of counted words before or after the mention (list words, joiners,
    punctuation and other mentions are not counted) that stops at the sentence end, at a clause break
-   ("but", "however", ";", "with" …), and at a joiner ("and", ",") unless the joiner only links
-   items of a list ("no consolidation, effusion or pneumothorax"); "or"/"nor" always continue a list
-   before the mention ("no pneumothorax or large effusion"). A short-range ("local") cue such as
-   "normal" in "normal heart size" never reaches across a joiner.
+   ("but", "however", ";", "with" …), and at a joiner ("and", ",", "/") unless the joiner only links
+   items of a list ("no consolidation, effusion or pneumothorax"). An item of a list that a
+   coordinator ("or", "and", "/") closes later may carry a few modifiers ("no lobar consolidation,
+   large pleural effusion or pneumothorax") but no clause word ("is", "there", "the" …); "or"/"nor"
+   always continue a list before the mention ("no pneumothorax or large effusion"). A short-range
+   ("local") cue such as "normal" in "normal heart size" never reaches across a joiner.
 3. **Aggregation** — :func:`label_report`: per observation positive > uncertain > negative, NaN when
    unmentioned; a positive or uncertain "heart failure"/"CHF" adds an uncertain Cardiomegaly; No
    Finding is 1 when no observation other than Support Devices is positive or uncertain, else NaN.
@@ -139,6 +143,9 @@ def _make_cues(entries: Iterable[Any], tier: str, direction: str, default_window
     return cues
 
 
+_OBSERVATION_KEYS = frozenset({"mentions", "neutral", "unmentions", "assertions", "implies"})
+
+
 @dataclass
 class _Observation:
     name: str
@@ -146,7 +153,6 @@ class _Observation:
     neutral: re.Pattern | None
     unmentions: re.Pattern | None
     assertions: list[Cue]
-    stability: list[Cue]
     implies: dict[str, float]
 
 
@@ -193,6 +199,15 @@ class _Sentence:
         self.list_like = [self.in_mention[i] or tok in labeler.list_words or self.punct[i]
                           for i, tok in enumerate(self.tokens)]
         counted = [not (self.list_like[i] or self.joiner[i] or self.boundary[i]) for i in range(n)]
+        # A modifier may sit in a list item ("large" in "no consolidation, large effusion or pneumothorax"):
+        # a counted word that is neither part of a cue nor a clause word ("is", "there", "seen" …).
+        self.modifier = [counted[i] and not covered[i] and tok not in labeler.clause_words
+                         for i, tok in enumerate(self.tokens)]
+        # closer[i]: a coordinating joiner ("or", "and", "/" …, not a comma) at or after token i, before a clause break.
+        self.closer, ahead = [False] * n, False
+        for i in range(n - 1, -1, -1):
+            ahead = False if self.boundary[i] else ahead or (self.joiner[i] and self.tokens[i] in labeler.coordinators)
+            self.closer[i] = ahead
         self.prefix, self.joiner_prefix = [0], [0]
         for flag, joiner in zip(counted, self.joiner):
             self.prefix.append(self.prefix[-1] + flag)
@@ -204,18 +219,49 @@ class _Sentence:
         hi = bisect.bisect_left(self.char_starts, end)
         return lo, max(lo, hi)
 
-    def scope(self, lo_tok: int, hi_tok: int) -> tuple[int, int]:
-        """The first token a pre-cue may start at and the token a post-cue must end by, for a mention at [lo_tok, hi_tok)."""
-        first, listy, i = lo_tok, True, lo_tok - 1
+    def attributive(self, i: int) -> bool:
+        """Whether token ``i`` (just after a cue) begins a mention or list word, so the cue qualifies what follows."""
+        return i < len(self.tokens) and self.list_like[i] and not self.punct[i]
+
+    def _item_ahead(self, i: int) -> list[int] | None:
+        """The modifier tokens of the list item from token ``i`` up to the next mention, or None when the words there are no list item."""
+        modifiers: list[int] = []
+        while i < len(self.tokens) and not (self.boundary[i] or self.joiner[i]):
+            if self.in_mention[i]:
+                return modifiers
+            if not self.list_like[i]:
+                modifiers.append(i)
+                if not self.modifier[i] or len(modifiers) > self.labeler.max_modifiers:
+                    return None
+            i += 1
+        return None
+
+    def scope(self, lo_tok: int, hi_tok: int) -> tuple[int, int, frozenset[int]]:
+        """For a mention at [lo_tok, hi_tok): the first token a pre-cue may start at, the token a post-cue must end by, and the modifier tokens of the list items crossed (not counted in a cue's distance).
+
+        Walking out from the mention, a joiner ("," "and" "/") is crossed when the list item between
+        it and the mention side is made of list words and mentions only, or — inside a list that a
+        coordinator ("or", "and", "/") closes later in the clause — of a mention and at most
+        ``scope.modifiers`` modifier words; "or"/"nor" are always crossed before the mention.
+        """
+        limit, free = self.labeler.max_modifiers, set()
+        first, listy, pending, blocked, i = lo_tok, True, [], False, lo_tok - 1
+        mentioned = True  # the item being walked holds a mention (at first: this one)
         while i >= 0:
             if self.boundary[i]:
                 break
             if self.joiner[i]:
-                if not listy and not self.open_joiner[i]:
+                item = listy or (mentioned and not blocked and len(pending) <= limit and self.closer[i])
+                if not item and not self.open_joiner[i]:
                     break
-                listy = True
+                if item:
+                    free.update(pending)
+                listy, pending, blocked, mentioned = True, [], False, False
             elif not self.list_like[i]:
-                listy = False
+                listy, blocked = False, blocked or not self.modifier[i]
+                pending.append(i)
+            elif self.in_mention[i]:
+                mentioned = True
             first, i = i, i - 1
         last, listy, i, n = hi_tok, True, hi_tok, len(self.tokens)
         while i < n:
@@ -225,14 +271,17 @@ class _Sentence:
                 nxt = i + 1
                 while nxt < n and (self.joiner[nxt] or self.punct[nxt]) and not self.boundary[nxt]:
                     nxt += 1
-                if not listy or nxt >= n or not (self.in_mention[nxt] or self.tokens[nxt] in self.labeler.list_words):
+                bare = nxt < n and (self.in_mention[nxt] or self.tokens[nxt] in self.labeler.list_words)
+                ahead = None if bare or not self.closer[i] else self._item_ahead(nxt)
+                if not listy or not (bare or ahead is not None):
                     break
+                free.update(ahead or ())
                 listy = True
-            elif not self.list_like[i]:
+            elif not self.list_like[i] and i not in free:
                 listy = False
             i += 1
             last = i
-        return first, last
+        return first, last, frozenset(free)
 
 
 @dataclass
@@ -262,6 +311,9 @@ class Labeler:
         self.joiners = frozenset(" ".join(_tokenize(w)) for w in phrases.get("joiners", []))
         self.open_joiners = frozenset(" ".join(_tokenize(w)) for w in phrases.get("open_joiners", []))
         self.joiners |= self.open_joiners
+        self.coordinators = frozenset(" ".join(_tokenize(w)) for w in phrases.get("coordinators", [])) & self.joiners
+        self.clause_words = frozenset(" ".join(_tokenize(w)) for w in phrases.get("clause_words", []))
+        self.max_modifiers = int(scope.get("modifiers", 0))
         self.local_window = int(scope.get("local", 0))
         self.list_words = frozenset(phrases.get("list_words", []))
         cues = phrases.get("cues", {})
@@ -289,7 +341,11 @@ class Labeler:
     @staticmethod
     def _observation(name: str, spec: Mapping[str, Any], pre: int, post: int, implies: dict[str, float]) -> _Observation:
         spec = spec or {}
-        assertions, stability = spec.get("assertions") or {}, spec.get("stability") or {}
+        unknown = sorted(set(spec) - _OBSERVATION_KEYS)
+        if unknown:
+            raise ValueError(f"labeler phrases, {name}: unknown key(s) {unknown}; expected {sorted(_OBSERVATION_KEYS)} "
+                             "(stability words are not cues: an anatomy phrase with only one is blank)")
+        assertions = spec.get("assertions") or {}
         return _Observation(
             name=name,
             mentions=_compile_phrases(spec.get("mentions", []), True, f"{name}/mentions"),
@@ -297,8 +353,6 @@ class Labeler:
             unmentions=_compile_phrases(spec.get("unmentions", []), False, f"{name}/unmentions"),
             assertions=_make_cues(assertions.get("pre"), "assertion", "pre", pre)
             + _make_cues(assertions.get("post"), "assertion", "post", post),
-            stability=_make_cues(stability.get("pre"), "stability", "pre", pre)
-            + _make_cues(stability.get("post"), "stability", "post", post),
             implies=implies,
         )
 
@@ -373,19 +427,22 @@ class Labeler:
 
     # -- stage 2 -------------------------------------------------------------------------------
     def _closest(self, context: _Sentence, matches: Iterable[_CueMatch], lo: int, hi: int,
-                 first: int, last: int) -> _CueMatch | None:
+                 scope: tuple[int, int, frozenset[int]]) -> _CueMatch | None:
+        first, last, free = scope
         best, best_key = None, None
         for match in matches:
             if match.cue.direction == "pre":
                 if match.end > lo or match.start < first:
                     continue
-                if match.cue.window <= self.local_window and context.joiner_prefix[lo] > context.joiner_prefix[match.end]:
-                    continue  # a local cue ("normal heart size") does not reach across a list
-                distance = context.prefix[lo] - context.prefix[match.end]
+                words = context.prefix[lo] - context.prefix[match.end]
+                if (match.cue.window <= self.local_window and context.joiner_prefix[lo] > context.joiner_prefix[match.end]
+                        and not (words == 0 and context.attributive(match.end))):
+                    continue  # a local cue reaches across a list only as the adjective of bare items ("normal heart size and contours")
+                distance = words - sum(match.end <= t < lo for t in free)
             else:
                 if match.start < hi or match.end > last:
                     continue
-                distance = context.prefix[match.start] - context.prefix[hi]
+                distance = context.prefix[match.start] - context.prefix[hi] - sum(hi <= t < match.start for t in free)
             if distance > match.cue.window:
                 continue
             key = (distance, -(match.end - match.start))
@@ -399,23 +456,19 @@ class Labeler:
         if context is None:
             raise ValueError("classify_mention needs a Mention made by find_mentions (it carries its sentence's tokens)")
         lo, hi = context.token_range(mention.span[0] - context.offset, mention.span[1] - context.offset)
-        first, last = context.scope(lo, hi)
+        scope = context.scope(lo, hi)
         value, cue, rule = POSITIVE, None, "mention without a cue"
         for tier, tier_value in TIERS:
-            match = self._closest(context, (m for m in context.matches if m.cue.tier == tier), lo, hi, first, last)
+            match = self._closest(context, (m for m in context.matches if m.cue.tier == tier), lo, hi, scope)
             if match is not None:
                 value, cue, rule = tier_value, match.text, f"{tier} ({match.cue.direction})"
                 break
         else:
             if mention.neutral:
                 obs = next(o for o in self.observations if o.name == mention.observation)
-                assertion = self._closest(context, self._match_cues(context, obs.assertions), lo, hi, first, last)
-                stability = None if assertion else self._closest(
-                    context, self._match_cues(context, obs.stability), lo, hi, first, last)
+                assertion = self._closest(context, self._match_cues(context, obs.assertions), lo, hi, scope)
                 if assertion is not None:
                     value, cue, rule = POSITIVE, assertion.text, f"assertion ({assertion.cue.direction})"
-                elif stability is not None:
-                    value, cue, rule = UNCERTAIN, stability.text, f"stability ({stability.cue.direction})"
                 else:
                     value, cue, rule = NAN, None, "neutral mention without an asserting word"
         mention.value, mention.cue, mention.rule = value, cue, rule

@@ -58,3 +58,19 @@ def test_a_plain_finding_mention_is_found_and_positive(item, modifier):
     neutral = phrase in PHRASES["observations"][observation].get("neutral", [])
     if not neutral:
         assert label_report(text)[observation] == 1.0, text
+
+
+ITEM_MODIFIERS = ["", "large ", "small ", "lobar ", "suspicious ", "moderate-sized ", "trace ", "small left ", "sizable "]
+CLOSERS = [" or ", "/", ", or ", " and/or "]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(mention, st.sampled_from(ITEM_MODIFIERS)), min_size=2, max_size=4),
+       st.sampled_from(NEGATIONS), st.sampled_from(CLOSERS))
+def test_negated_list_whose_items_carry_modifiers_is_never_positive(items, negation, closer):
+    """Issue 16: "No lobar consolidation, large pleural effusion or pneumothorax." — every item is negated."""
+    words = [f"{modifier}{phrase}" for (_, phrase), modifier in items]
+    text = f"{negation} {', '.join(words[:-1])}{closer}{words[-1]}."
+    labels = label_report(text)
+    for (observation, _), _ in items:
+        assert labels[observation] != 1.0, text
