@@ -1,4 +1,6 @@
 """IU X-ray PNGs get their view from ``indiana_projections.csv`` when it is present, so the frontal filter works."""
+import warnings
+
 import pytest
 
 from cxrkit.datasets import DatasetFileError, load_study_table
@@ -15,11 +17,6 @@ def _write_projections(root, header="uid,filename,projection"):
     (root / "indiana_projections.csv").write_text("\n".join(lines) + "\n")
 
 
-def test_without_projections_png_views_are_unknown(tmp_path):
-    table = load_study_table("iu-xray", make_iu_xray(tmp_path))
-    assert table["view"].isna().all()
-
-
 def test_projections_give_views_and_frontal_filter_keeps_first_images(tmp_path):
     root = make_iu_xray(tmp_path)
     _write_projections(root)
@@ -29,6 +26,18 @@ def test_projections_give_views_and_frontal_filter_keeps_first_images(tmp_path):
     assert len(frontal) == sum(1 for _s, _m, ids in IU_REPORTS.values() if ids)  # each report's first image
     assert set(frontal["view"]) == {"FRONTAL"} and len(frontal) < len(table)
     assert len(load_study_table("iu-xray", root, frontal_only=True)) == len(frontal)
+
+
+def test_projections_win_over_captions_and_order(tmp_path):
+    root = make_iu_xray(tmp_path)
+    _write_projections(root)
+    (root / "indiana_projections.csv").write_text((root / "indiana_projections.csv").read_text().replace(
+        "1_IM-0001-3001.dcm.png,Frontal", "1_IM-0001-3001.dcm.png,Lateral").replace(
+        "1_IM-0001-4001.dcm.png,Lateral", "1_IM-0001-4001.dcm.png,Frontal"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every film decided by the CSV: no 'order' or 'unknown' warning
+        table = load_study_table("iu-xray", root).set_index("image_id")
+    assert (table.loc["1_IM-0001-3001", "view"], table.loc["1_IM-0001-4001", "view"]) == ("LATERAL", "FRONTAL")
 
 
 def test_projections_csv_missing_a_column_is_named(tmp_path):

@@ -130,26 +130,31 @@ def test_synthetic_default_root_uses_the_generator(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- IU X-ray
 
+IU_IMAGE_IDS = ["1_IM-0001-3001", "1_IM-0001-4001", "2_IM-0652-1001", "2_IM-0652-2001", "4_IM-2050-1001",
+                "4_IM-2050-1001-0001", "4_IM-2050-2001", "5_IM-2117-1003002", "5_IM-2117-1004003", "6_IM-2192-12012",
+                "7_IM-2263-82420001", "7_IM-2263-84654001"]
+
+
 def test_iu_xray_png_table(tmp_path):
     root = make_iu_xray(tmp_path, truncated_png=True)
-    table = load_study_table("iu-xray", root)
+    with pytest.warns(UserWarning, match="iu-xray views"):
+        table = load_study_table("iu-xray", root)
     assert list(table.columns) == study_columns(["site"])
-    assert len(table) == 7  # report 3 has no image
+    assert len(table) == len(IU_IMAGE_IDS)  # report 3 has no image; every published id form is read
     first = row(table, "1_IM-0001-3001")
-    assert (first["subject_id"], first["study_id"], first["view"], first["split"]) == ("1", "1", None, None)
+    assert (first["subject_id"], first["study_id"], first["split"]) == ("1", "1", None)
     assert first["image_path"] == str(root / "CXR1_1_IM-0001-3001.png")
     assert first["indication"] == "Positive TB test" and first["impression"] == "Normal chest x-XXXX."
-    assert sorted(table["image_id"]) == sorted(["1_IM-0001-3001", "1_IM-0001-4001", "2_IM-0652-1001", "2_IM-0652-2001",
-                                                "4_IM-2050-1001", "4_IM-2050-1001-0001", "4_IM-2050-2001"])
+    assert sorted(table["image_id"]) == sorted(IU_IMAGE_IDS)
     assert row(table, "2_IM-0652-2001")["Pleural Effusion"] == 1.0  # the truncated PNG is still listed
     assert (table[table["subject_id"] == "4"]["Pneumothorax"] == 1.0).all()
-    assert set(table["subject_id"]) == {"1", "2", "4"}
+    assert set(table["subject_id"]) == {"1", "2", "4", "5", "6", "7"}
 
 
 def test_iu_xray_dicom_variant(tmp_path):
     root = make_iu_xray(tmp_path, images="dcm")
     table = load_study_table("iu-xray", root)
-    assert len(table) == 7
+    assert len(table) == len(IU_IMAGE_IDS)
     assert row(table, "1_IM-0001-3001")["image_path"] == str(root / "NLMCXR_dcm/batch1/1_IM-0001-3001.dcm")
     assert row(table, "1_IM-0001-3001")["view"] == "PA" and row(table, "1_IM-0001-4001")["view"] == "LATERAL"
 
@@ -160,7 +165,7 @@ def test_iu_xray_bomb_and_malformed_xml_are_skipped_with_a_warning(tmp_path):
     (root / "ecgen-radiology" / "10.xml").write_text("<eCitation><uId id='CXR10'/>")
     with pytest.warns(UserWarning, match=r"2 report XML file\(s\).*10\.xml.*9\.xml"):
         table = load_study_table("iu-xray", root)
-    assert len(table) == 7
+    assert len(table) == len(IU_IMAGE_IDS)
 
 
 def test_iu_xray_all_reports_unreadable(tmp_path):
@@ -178,7 +183,15 @@ def test_iu_xray_missing_image_is_left_out(tmp_path):
     (root / "notes.png").write_bytes(b"not an Open-i image")  # ignored: not an Open-i name
     with pytest.warns(UserWarning, match="1 image.*4_IM-2050-2001"):
         table = load_study_table("iu-xray", root)
-    assert len(table) == 6
+    assert len(table) == len(IU_IMAGE_IDS) - 1
+
+
+def test_iu_xray_no_image_on_disk_is_an_error(tmp_path):
+    root = make_iu_xray(tmp_path)
+    for png in root.glob("CXR*.png"):
+        png.rename(png.with_name("renamed-" + png.name.removeprefix("CXR")))
+    with pytest.raises(DatasetFileError, match="none of the 12 images named in the reports has a PNG or DICOM file"):
+        load_study_table("iu-xray", root)
 
 
 def test_iu_xray_wrong_root(tmp_path):

@@ -17,7 +17,7 @@ from .layout import check_layout
 from .manifest import load_manifest
 from .mimic_files import index_reports, index_tree, read_metadata, read_split, read_study_labels
 from .table import build_table, empty_labels, normalise_sex, normalise_view
-from .textlabels import label_texts, labeling_text, report_fields
+from .textlabels import label_texts, labeling_text, report_fields, section_policy
 
 NAME = "mimic-cxr"
 LABELERS: tuple[str, ...] = ("rules", "chexpert", "negbio")
@@ -52,10 +52,12 @@ def load_mimic_dicom_tree(
     read_headers: bool = True,
     reports_root: Path | None = None,
     exclude_dirs: Iterable[str] = (),
+    sections: str | None = None,
 ) -> pd.DataFrame:
-    """Build the study table of a MIMIC-CXR-layout DICOM tree (real MIMIC-CXR or the synthetic cohort) — notebook 01."""
+    """Build the study table of a MIMIC-CXR-layout DICOM tree (real MIMIC-CXR or the synthetic cohort); ``sections`` overrides the manifest's labeled-section policy — notebook 01."""
     if labeler not in LABELERS:
         raise ValueError(f"labeler must be one of {LABELERS}, not {labeler!r}")
+    policy = section_policy(dataset, sections)
     root = Path(root).expanduser().resolve()
     manifest = load_manifest(dataset)
     layout = manifest["layout"]
@@ -72,8 +74,8 @@ def load_mimic_dicom_tree(
     if reports_root != root:
         report_paths = index_reports(reports_root, excluded)
     studies = sorted({(s, t) for s, t, _ in images})
-    sections = _read_reports({key: report_paths[key] for key in studies if key in report_paths})
-    _warn_some("stud(y/ies) have no report; their text and labels are empty", [f"s{t}" for s, t in studies if (s, t) not in sections])
+    reports = _read_reports({key: report_paths[key] for key in studies if key in report_paths})
+    _warn_some("stud(y/ies) have no report; their text and labels are empty", [f"s{t}" for s, t in studies if (s, t) not in reports])
 
     metadata_path = root / files.get("metadata", "mimic-cxr-2.0.0-metadata.csv.gz")
     metadata = read_metadata(metadata_path) if metadata_path.is_file() else None
@@ -81,7 +83,7 @@ def load_mimic_dicom_tree(
     splits = read_split(split_path) if split_path.is_file() else {}
 
     if labeler == "rules":
-        texts = [labeling_text(sections.get(key)) for key in studies]
+        texts = [labeling_text(reports.get(key), policy) for key in studies]
         study_labels = dict(zip(studies, label_texts(texts).to_dict("records")))
     else:
         label_path = root / files.get(labeler, f"mimic-cxr-2.0.0-{labeler}.csv.gz")
@@ -103,7 +105,7 @@ def load_mimic_dicom_tree(
             "image_path": str(path),
             "view": meta_view or normalise_view(header.get("view")),
             "split": splits.get(image_id),
-            **report_fields(sections.get((subject_id, study_id))),
+            **report_fields(reports.get((subject_id, study_id))),
             "site": header.get("institution") or site_default,
             "age": header.get("age"),
             "sex": normalise_sex(header.get("sex")),
@@ -113,7 +115,8 @@ def load_mimic_dicom_tree(
     return build_table(rows, optional)
 
 
-def load_mimic_cxr(root: Path, *, labeler: str = "rules", read_headers: bool = True, reports_root: str | Path | None = None) -> pd.DataFrame:
-    """Read MIMIC-CXR (DICOM release + reports) into the study table; labels come from the reports via the rule labeler unless ``labeler="chexpert"|"negbio"`` names a MIMIC-CXR-JPG label file in the root (notebook 01)."""
+def load_mimic_cxr(root: Path, *, labeler: str = "rules", read_headers: bool = True, reports_root: str | Path | None = None,
+                   sections: str | None = None) -> pd.DataFrame:
+    """Read MIMIC-CXR (DICOM release + reports) into the study table; labels come from the reports (``sections``: the labeled-section policy, default the manifest's) via the rule labeler unless ``labeler="chexpert"|"negbio"`` names a MIMIC-CXR-JPG label file in the root (notebook 01)."""
     return load_mimic_dicom_tree(root, NAME, labeler=labeler, read_headers=read_headers,
-                                 reports_root=Path(reports_root) if reports_root is not None else None)
+                                 reports_root=Path(reports_root) if reports_root is not None else None, sections=sections)

@@ -29,6 +29,7 @@ def default_cohort_root() -> Path:
     return Path(root)
 
 
-def load_synthetic(root: Path, *, read_headers: bool = True) -> pd.DataFrame:
-    """Read a generated cohort into the study table: view from the metadata CSV, site/sex/age from DICOM headers, labels from the reports by the rule labeler (notebook 01)."""
-    return load_mimic_dicom_tree(root, NAME, labeler="rules", read_headers=read_headers, exclude_dirs=("truth",))
+def load_synthetic(root: Path, *, read_headers: bool = True, sections: str | None = None) -> pd.DataFrame:
+    """Read a generated cohort into the study table: view from the metadata CSV, site/sex/age from DICOM headers, labels from the reports (``sections``: the labeled-section policy, default the manifest's) by the rule labeler (notebook 01)."""
+    return load_mimic_dicom_tree(root, NAME, labeler="rules", read_headers=read_headers, exclude_dirs=("truth",),
+                                 sections=sections)

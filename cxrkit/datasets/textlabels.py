@@ -39,13 +39,28 @@ def report_fields(sections: Mapping[str, str] | None) -> dict[str, str | None]:
     return {"indication": indication, "findings": findings, "impression": impression}
 
 
-def labeling_text(sections: Mapping[str, str] | None) -> str | None:
-    """Return the text the labeler reads for one report (cxrkit.io.reports.labeling_text), or None when there is no report (notebook 01)."""
+def section_policy(dataset: str, override: str | None = None) -> str:
+    """Return the labeled-section policy of a dataset: ``override`` when given, else its manifest's ``labels.sections`` (notebook 01)."""
+    from cxrkit.io.reports import check_section_policy
+
+    from .manifest import load_manifest
+
+    if override is not None:
+        return check_section_policy(override)
+    policy = (load_manifest(dataset).get("labels") or {}).get("sections")
+    if policy is None:
+        raise ValueError(f"dataset {dataset!r} does not label report text (its labels come from its own files); "
+                         "it has no labeled-section policy")
+    return check_section_policy(str(policy))
+
+
+def labeling_text(sections: Mapping[str, str] | None, policy: str = "impression") -> str | None:
+    """Return the text the labeler reads for one report under ``policy`` (cxrkit.io.reports.labeling_text), or None when there is no report (notebook 01)."""
     if sections is None:
         return None
     from cxrkit.io.reports import labeling_text as _labeling_text
 
-    text = _labeling_text(dict(sections))
+    text = _labeling_text(dict(sections), policy)
     return text if text and text.strip() else None
 
 
