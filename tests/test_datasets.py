@@ -270,10 +270,27 @@ def test_chexpert_missing_column_is_named(tmp_path):
         load_study_table("chexpert", root)
 
 
-def test_chexpert_parent_folder_is_a_layout_error(tmp_path):
-    make_chexpert(tmp_path)
-    with pytest.raises(DatasetLayoutError, match="CheXpert-v1.0-small/"):
+@pytest.mark.parametrize("prefix", ["CheXpert-v1.0-small/", "CheXpert-v1.0/"])
+def test_chexpert_root_may_be_the_folder_holding_the_release(tmp_path, prefix):
+    release = make_chexpert(tmp_path, prefix=prefix)  # the CSV Path column is relative to tmp_path
+    inner, outer = load_study_table("chexpert", release), load_study_table("chexpert", tmp_path)
+    pd.testing.assert_frame_equal(inner, outer)
+    assert row(outer, "patient00002_study2_view2_lateral")["image_path"] == str(
+        tmp_path / prefix / "train/patient00002/study2/view2_lateral.jpg")
+
+
+def test_chexpert_root_holding_both_releases_must_choose(tmp_path):
+    make_chexpert(tmp_path, prefix="CheXpert-v1.0-small/")
+    make_chexpert(tmp_path, prefix="CheXpert-v1.0/")
+    with pytest.raises(DatasetLayoutError, match=r"CheXpert-v1\.0-small/ and CheXpert-v1\.0/ both"):
         load_study_table("chexpert", tmp_path)
+
+
+def test_chexpert_folder_without_the_release_lists_what_is_missing(tmp_path):
+    (tmp_path / "CheXpert-v1.0-small").mkdir()  # an empty, half-extracted release
+    with pytest.raises(DatasetLayoutError, match=r"train\.csv or valid\.csv \(MISSING\)") as info:
+        load_study_table("chexpert", tmp_path)
+    assert "CheXpert-v1.0-small/" in info.value.found and "or the folder that holds it" in str(info.value)
 
 
 # ---------------------------------------------------------------- NIH ChestX-ray14

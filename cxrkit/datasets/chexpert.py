@@ -1,6 +1,8 @@
 """The ``chexpert`` adapter: CheXpert v1.0 / v1.0-small ``train.csv`` + ``valid.csv`` → the study table.
 
-Taught in notebook 01 (data preparation).
+Taught in notebook 01 (data preparation). The root may be the ``CheXpert-v1.0-small/`` (or
+``CheXpert-v1.0/``) folder itself or the folder that holds it — the one the CSV ``Path`` column
+(``CheXpert-v1.0-small/train/patient…``) is relative to.
 """
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .layout import DatasetFileError, check_layout, read_csv_checked, safe_join
+from cxrkit.errors import DatasetLayoutError
+
+from .layout import DatasetFileError, check_layout, read_csv_checked, safe_join, top_level_entries
 from .manifest import load_manifest
 from .table import build_table, label_frame_values, normalise_sex, normalise_view
 
@@ -59,11 +63,25 @@ def _read_csv(root: Path, csv_name: str, split: str | None, prefixes: list[str],
     return rows, missing
 
 
+def chexpert_folder(root: Path, files: dict) -> Path:
+    """Return the folder holding ``train.csv``/``valid.csv``: ``root`` itself, or the one ``CheXpert-v1.0-small/`` or ``CheXpert-v1.0/`` inside it (notebook 01)."""
+    def has_csv(folder: Path) -> bool:
+        return (folder / files["train"]).is_file() or (folder / files["valid"]).is_file()
+
+    if has_csv(root):
+        return root
+    inner = [root / prefix.rstrip("/") for prefix in files["path_prefixes"] if has_csv(root / prefix.rstrip("/"))]
+    if len(inner) > 1:
+        raise DatasetLayoutError(NAME, root, [f"one CheXpert release, but {' and '.join(p.name + '/' for p in inner)} both "
+                                              "hold train.csv/valid.csv: pass the one to use as the root"], top_level_entries(root))
+    return inner[0] if inner else root
+
+
 def load_chexpert(root: Path, *, include_train: bool = True, include_valid: bool = True, check_files: bool = True) -> pd.DataFrame:
-    """Read CheXpert into the study table: ``valid.csv`` rows get split "validate", ``train.csv`` rows none (cxrkit.prep splits them by patient) — notebook 01."""
-    root = Path(root).expanduser().resolve()
+    """Read CheXpert into the study table from the release folder or the folder holding it: ``valid.csv`` rows get split "validate", ``train.csv`` rows none (cxrkit.prep splits them by patient) — notebook 01."""
     manifest = load_manifest(NAME)
     layout, files = manifest["layout"], manifest["files"]
+    root = chexpert_folder(Path(root).expanduser().resolve(), files)
     check_layout(NAME, root, layout["required"], layout.get("description", ""))
     prefixes = list(files["path_prefixes"])
     rows: list[dict] = []
