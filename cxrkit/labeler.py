@@ -7,8 +7,8 @@ Taught in notebook 01 (data preparation). The stages:
    of the same observation ("pericardial effusion" is not a pleural effusion). *Neutral* phrases name
    the anatomy ("heart size", "cardiac silhouette"): they count only when an asserting word
    ("enlarged") or a cue is in scope. Stability is not uncertainty: "stable heart size" says the size
-   did not change, so it is blank; "stable cardiomegaly" is positive. "Upper limits of normal" (like
-   "borderline", "top normal") is uncertain.
+   did not change, so it is blank; "stable cardiomegaly" is positive. "Upper limits of normal" (and
+   "top normal", "high normal") states a normal size: negative; "borderline" stays uncertain.
 2. **Classification** — :func:`classify_mention` looks for cues around the mention, in tiers, and the
    first tier with a cue in scope decides: uncertainty that contains a negation word ("cannot
    exclude", "no new") → -1; negation ("no", "without", "resolved", "normal" …) → 0; uncertainty

@@ -1,7 +1,8 @@
 """The labeler on real-report phrasing (issue 16): one test per error class, generalised over the class, not the sentence.
 
 Classes: negation over coordinated lists whose items carry modifiers or are joined by slashes; mentions
-the phrase lists missed; stability is not uncertainty; "upper limits of normal" is uncertain; a local
+the phrase lists missed; stability is not uncertainty; "upper limits of normal" is a normal size while
+"borderline" is uncertain; a local
 cue qualifies a list only as its adjective. The section policy is tested with the adapters
 (tests/test_datasets_iu_views.py) and the MeSH evaluation in tests/test_labeler_eval.py.
 """
@@ -163,7 +164,13 @@ def test_a_phrase_file_with_stability_cues_is_refused_with_the_policy():
     "Upper limits of normal heart size.", "The heart is at the upper limit of normal in size.", "Heart size is upper normal.",
     "Heart size is in the high normal range.", "Heart size is top-normal.", "Cardiac silhouette is at the upper range of normal.",
 ])
-def test_upper_limits_of_normal_is_uncertain_and_its_normal_never_negates(text):
+def test_upper_limits_of_normal_is_a_normal_size(text):
     mention = next(m for m in find_mentions(text) if m.observation == "Cardiomegaly")
-    assert classify_mention(mention) == -1.0, text
-    assert mention.rule.startswith("uncertain_before_negation")
+    assert classify_mention(mention) == 0.0, text
+    assert mention.rule.startswith("negation") and "normal" in mention.cue
+
+
+@pytest.mark.parametrize("text", ["Borderline cardiomegaly.", "Heart size borderline enlarged.",
+                                  "Heart size is borderline.", "The cardiac silhouette is borderline in size."])
+def test_borderline_stays_uncertain(text):
+    assert label_report(text)["Cardiomegaly"] == -1.0, text
