@@ -156,8 +156,18 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
 def _cmd_prep(args: argparse.Namespace) -> int:
     from cxrkit.profiles import get_profile
 
+    from cxrkit.errors import CxrkitError
+
     params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size, data_seed=args.seed)
-    prepared = prepare(params, out=args.out, workers=args.workers)
+    try:
+        prepared = prepare(params, out=args.out, workers=args.workers)
+    except CxrkitError as err:  # the kit's own errors name the file or value: one message, no traceback
+        print(f"cxrkit prep: {err}", file=sys.stderr)
+        return 2
+    if prepared.table.empty:
+        print(f"cxrkit prep: 0 frontal films from {args.dataset} at {args.root} — an empty result is an error "
+              f"(see {Path(args.out) / 'quarantine.csv'} and the views in the dataset's manifest)", file=sys.stderr)
+        return 2
     counts = prepared.table["split"].value_counts().reindex(list(SPLITS)).fillna(0).astype(int)
     print(f"prepared {len(prepared.table)} frontal films from {args.dataset} into {args.out}: "
           + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -177,33 +187,87 @@ def _report_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def label_files(paths: Sequence[str | Path], progress: bool = True) -> pd.DataFrame:
-    """Label MIMIC-style ``.txt`` and Open-i ``.xml`` reports: one row per report, ``report_id`` + the 14 observations."""
+def label_files(paths: Sequence[str | Path], progress: bool = True, sections: str | None = None,
+                skipped: list[str] | None = None) -> pd.DataFrame:
+    """Label MIMIC-style ``.txt`` and Open-i ``.xml`` reports: one row per readable report, ``report_id`` + the 14 observations (notebook 01).
+
+    ``sections`` is the labeled-section policy (cxrkit.io.reports.SECTION_POLICIES); by default each
+    format gets its dataset's manifest policy (``.xml``: iu-xray's findings+impression, ``.txt``:
+    mimic-cxr's impression). A report that cannot be read is left out — its name and reason are
+    appended to ``skipped`` — and never shifts another report's labels.
+    """
+    from cxrkit.datasets.textlabels import section_policy
     from cxrkit.errors import ReportParseError
     from cxrkit.io.reports import labeling_text, parse_openi_xml, read_mimic_report
     from cxrkit.labeler import label_reports
 
+    policy = {".xml": section_policy("iu-xray", sections), ".txt": section_policy("mimic-cxr", sections)}
     ids, texts = [], []
     for f in _report_files([str(p) for p in paths]):
+        kind = ".xml" if f.suffix.lower() == ".xml" else ".txt"
         try:
-            if f.suffix.lower() == ".xml":
+            if kind == ".xml":
                 report = parse_openi_xml(f)
-                ids.append(report.uid)
-                texts.append(report.sections.get("impression") or report.sections.get("findings") or "")
+                report_id, text = report.uid, labeling_text(report.sections, policy[kind])
             else:
-                ids.append(f.stem)
-                texts.append(labeling_text(read_mimic_report(f)))
+                report_id, text = f.stem, labeling_text(read_mimic_report(f), policy[kind])
         except ReportParseError as err:
-            print(f"skipped: {err}", file=sys.stderr)
+            if skipped is not None:
+                skipped.append(str(err))
+            continue
+        ids.append(report_id)
+        texts.append(text)
     labels = label_reports(texts, progress=progress)
     return pd.concat([pd.DataFrame({"report_id": ids}), labels.reset_index(drop=True)], axis=1)
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
-    table = label_files(args.paths)
+    from cxrkit.errors import CxrkitError
+
+    try:
+        if args.evaluate_mesh:
+            return _evaluate_mesh(args)
+        if args.out is None:
+            raise ValueError("--out is required (the CSV to write), unless --evaluate-mesh is given")
+        skipped: list[str] = []
+        table = label_files(args.paths, sections=args.sections, skipped=skipped)
+    except (CxrkitError, ValueError, FileNotFoundError) as err:
+        print(f"cxrkit label: {err}", file=sys.stderr)
+        return 2
+    for reason in skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
+    if table.empty:
+        print(f"cxrkit label: no readable report in {', '.join(map(str, args.paths))} "
+              f"({len(skipped)} skipped); nothing written", file=sys.stderr)
+        return 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    print(f"labelled {len(table)} reports into {args.out}")
+    print(f"labelled {len(table)} reports into {args.out}" + (f"; {len(skipped)} skipped (listed above)" if skipped else ""))
+    return 0
+
+
+def _evaluate_mesh(args: argparse.Namespace) -> int:
+    """``cxrkit label --evaluate-mesh``: the labeler's F1/precision/recall per finding against Open-i's MeSH major terms."""
+    from cxrkit.datasets.textlabels import section_policy
+    from cxrkit.labeler_eval import evaluate_mesh, load_mesh_map, read_openi_reports, unmatched_terms
+
+    mapping = load_mesh_map(args.mesh_map)
+    reports, skipped = read_openi_reports(args.paths)
+    for reason in skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
+    policy = section_policy("iu-xray", args.sections)
+    table = evaluate_mesh(reports, sections=policy, mapping=mapping)
+    print(f"rule labeler vs MeSH major terms: {int(table['n'].iloc[0])} Open-i reports, sections {policy!r}, "
+          "1 and -1 count as present")
+    print(table[["precision", "recall", "f1", "mesh_present", "labeler_present"]].round(3).to_string())
+    unmatched = unmatched_terms([m for r in reports for m in r.mesh_major], mapping)
+    if unmatched:
+        print("most frequent MeSH terms no rule maps (outside the 14 observations, or missing from the mapping): "
+              + ", ".join(f"{term} ({n})" for term, n in unmatched.most_common(8)))
+    if args.out is not None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -217,7 +281,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=_cmd_prep)
-    q = subparsers.add_parser("label", help="label report files (.txt, .xml) with the rule labeler")
+    from cxrkit.io.reports import SECTION_POLICIES
+
+    q = subparsers.add_parser("label", help="label report files (.txt, .xml) with the rule labeler, or evaluate it on Open-i")
     q.add_argument("paths", nargs="+", help="report files or folders")
-    q.add_argument("--out", required=True, help="CSV to write: report_id + the 14 observations")
+    q.add_argument("--out", default=None, help="CSV to write: report_id + the 14 observations (with --evaluate-mesh: "
+                                               "the per-finding table; optional)")
+    q.add_argument("--sections", choices=list(SECTION_POLICIES), default=None,
+                   help="labeled-section policy (default: per format, from the manifests: .xml findings+impression, "
+                        ".txt impression)")
+    q.add_argument("--evaluate-mesh", action="store_true",
+                   help="measure the labeler on Open-i .xml reports against their MeSH major terms (F1, precision, "
+                        "recall per finding) instead of writing labels")
+    q.add_argument("--mesh-map", default=None, help="MeSH term → finding mapping YAML (default: cxrkit/labeler_mesh.yaml)")
     q.set_defaults(func=_cmd_label)
