@@ -54,6 +54,7 @@ def test_negation_scopes_over_a_coordinated_list_whose_items_carry_modifiers(tex
     "No evidence of pulmonary consolidation, large pleural effusion/pneumothorax.",
     "No focal consolidation, suspicious pulmonary opacity, pneumothorax or definite pleural effusion.",
     "Lungs are clear without focal airspace disease, large effusion, or pneumothorax.",
+    "No focal consolidation, XXXX effusion, or pneumothorax.",  # Open-i's XXXX may stand for a modifier
     # a long list: the modifiers of the items crossed do not use up the cue's window
     "No focal airspace consolidation, large pleural effusion, moderate-sized pneumothorax, suspicious pulmonary nodule "
     "or pulmonary edema.",
@@ -115,6 +116,8 @@ def test_a_local_cue_qualifies_a_list_only_as_its_adjective():
     ("Atelectatic changes at both bases.", "Atelectasis", 1.0),
     ("The right costophrenic angle is blunted.", "Pleural Effusion", 1.0),
     ("Blunting of the left CP angle.", "Pleural Effusion", 1.0),
+    ("Bilateral costophrenic XXXX blunting is present.", "Pleural Effusion", 1.0),  # Open-i de-identification
+    ("Blunting of the posterior costophrenic XXXX.", "Pleural Effusion", 1.0),
     ("Fluid in the right minor fissure.", "Pleural Effusion", 1.0),
 ])
 def test_real_report_mentions_are_found(text, observation, value):
@@ -125,6 +128,7 @@ def test_real_report_mentions_are_found(text, observation, value):
     ("No pleural air collection.", "Pneumothorax"), ("No hemopneumothorax.", "Pneumothorax"),
     ("No compressive atelectasis.", "Atelectasis"), ("The cardiac silhouette is not enlarged.", "Cardiomegaly"),
     ("Costophrenic angles are not blunted.", "Pleural Effusion"),
+    ("The costophrenic XXXX are not blunted.", "Pleural Effusion"),
 ])
 def test_the_new_mentions_negate_like_the_others(text, observation):
     assert label_report(text)[observation] == 0.0
