@@ -19,12 +19,13 @@ from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 import yaml
 
 from cxrkit.errors import CxrkitError
+from cxrkit.io.reports import OpenIReport
 from cxrkit.labels import CHEXPERT_LABELS
 
 __all__ = ["MESH_MAP_FILE", "MeshMap", "MeshEvaluationError", "load_mesh_map", "mesh_truth", "unmatched_terms",
@@ -47,12 +48,12 @@ class MeshMap:
 
     @property
     def observations(self) -> list[str]:
-        """The observations the mapping can name, in CheXpert order, No Finding first."""
+        """The observations the mapping can name, in CheXpert order, No Finding first (notebook 01)."""
         named = {o for targets in self.rules.values() for o in targets} | {"No Finding"}
         return [o for o in CHEXPERT_LABELS if o in named]
 
     def map_term(self, major: str) -> set[str] | None:
-        """The observations one major term names (empty for ``normal``), or None when no rule matches it."""
+        """Return the observations one major term names (empty for ``normal``), or None when no rule matches it (notebook 01)."""
         parts = [p.strip().lower() for p in str(major).split("/")]
         term, qualifiers = parts[0], set(parts[1:])
         if term in self.normal:
@@ -111,7 +112,7 @@ def unmatched_terms(majors: Iterable[str], mapping: MeshMap | None = None) -> Co
                    if mapping.map_term(m) is None and m.strip().lower() not in mapping.not_indexed)
 
 
-def read_openi_reports(paths: Sequence[str | Path]) -> tuple[list[Any], list[str]]:
+def read_openi_reports(paths: Sequence[str | Path]) -> tuple[list[OpenIReport], list[str]]:
     """Parse the Open-i ``.xml`` reports under ``paths`` (files or folders); return (reports, 'file: reason' of the skipped ones) (notebook 01)."""
     from cxrkit.io.reports import parse_openi_xml
 
@@ -132,7 +133,7 @@ def read_openi_reports(paths: Sequence[str | Path]) -> tuple[list[Any], list[str
     return reports, skipped
 
 
-def evaluate_mesh(reports: Sequence[Any], *, sections: str = "findings+impression", mapping: MeshMap | None = None,
+def evaluate_mesh(reports: Sequence[OpenIReport], *, sections: str = "findings+impression", mapping: MeshMap | None = None,
                   progress: bool = False) -> pd.DataFrame:
     """Precision, recall, F1 and support per observation of the rule labeler against the MeSH major terms of Open-i reports (notebook 01).
 

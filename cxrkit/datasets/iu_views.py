@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from cxrkit.errors import CxrkitError
+from cxrkit.io.reports import OpenIFigure
 
 #: ``views=`` choices of the iu-xray adapter: ``auto`` (rules 1–4), ``files`` (rules 1–3: only what a
 #: file states about one image), ``keep-unknown`` (rules 1–4, and no error when no film is frontal).
@@ -57,14 +59,14 @@ def caption_views(caption: str) -> set[str]:
     return {CAPTION_VIEW_WORDS[w] for w in _WORD.findall(text) if w in CAPTION_VIEW_WORDS}
 
 
-def _figure_order(figures: Sequence) -> list:
+def _figure_order(figures: Sequence[OpenIFigure]) -> list[OpenIFigure]:
     numbers = [_FIGURE_NUMBER.match(f.figure_id or "") for f in figures]
     if all(numbers):
         return [f for _, f in sorted(zip((int(m.group(1)) for m in numbers), figures), key=lambda pair: pair[0])]
     return list(figures)
 
 
-def _order_rule(figures: Sequence, decided: dict[str, tuple[str, str]]) -> None:
+def _order_rule(figures: Sequence[OpenIFigure], decided: dict[str, tuple[str, str]]) -> None:
     """Rule 4: two images sharing a caption that names one frontal view and a lateral view."""
     named = caption_views(figures[0].caption)
     frontal = named & FRONTAL_KINDS
@@ -79,7 +81,8 @@ def _order_rule(figures: Sequence, decided: dict[str, tuple[str, str]]) -> None:
         decided[figure.image_id] = (view, "order")
 
 
-def decide_views(figures: Sequence, known: Mapping[str, tuple[str, str]], method: str = "auto") -> dict[str, tuple[str, str]]:
+def decide_views(figures: Sequence[OpenIFigure], known: Mapping[str, tuple[str, str]],
+                 method: str = "auto") -> dict[str, tuple[str, str]]:
     """Return image id → (view, source) for one report's figures (cxrkit.io.reports.OpenIFigure); ``known`` holds header/projections views (notebook 01)."""
     if method not in VIEW_METHODS:
         raise ValueError(f"views must be one of {VIEW_METHODS}, not {method!r}")
@@ -94,7 +97,7 @@ def decide_views(figures: Sequence, known: Mapping[str, tuple[str, str]], method
     return decided
 
 
-def check_some_frontal(sources: Counter, views: Sequence[str | None], root: object, method: str) -> None:
+def check_some_frontal(sources: Counter, views: Sequence[str | None], root: str | Path, method: str) -> None:
     """Raise :class:`OpenIViewError` naming the fixes when films exist but none has a frontal view (unless ``method`` keeps unknown views) (notebook 01)."""
     if method == "keep-unknown" or not views or any(v in FRONTAL_KINDS for v in views):
         return

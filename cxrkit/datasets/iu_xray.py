@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrkit.errors import CxrkitError, DatasetLayoutError
+from cxrkit.io.reports import OpenIReport
 
 from .headers import read_dicom_headers
 from .iu_views import VIEW_METHODS, check_some_frontal, decide_views
@@ -96,7 +97,8 @@ def _projections(root: Path) -> dict[str, str]:
     return {image_id: view for image_id, view in zip(ids, views) if isinstance(view, str)}
 
 
-def _known_views(report, found: dict[str, Path], headers: dict[Path, dict], projections: dict[str, str]) -> dict[str, tuple[str, str]]:
+def _known_views(report: OpenIReport, found: dict[str, Path], headers: dict[Path, dict],
+                 projections: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Views the files state for one report's images: the DICOM header first, then indiana_projections.csv."""
     known = {}
     for image_id in report.image_ids:
