@@ -325,3 +325,65 @@ def test_pick_device(monkeypatch):
         with pytest.raises(RuntimeError, match="'cuda'"):
             pick_device("cuda")
     assert amp_dtype(torch.device("cpu")) is None
+
+
+# ------------------------------------------------------------------------------- learning-rate schedules
+
+def _lrs(schedule: str, steps: int = 40, lr: float = 0.1, warmup: float = 0.25) -> list[float]:
+    from cxrkit.train import lr_schedule
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = lr_schedule(opt, schedule, lr=lr, total_steps=steps, warmup=warmup)
+    seen = []
+    for _ in range(steps):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return seen
+
+
+def test_onecycle_warms_up_to_the_peak_then_anneals_to_almost_zero():
+    lrs = _lrs("onecycle")
+    peak = int(np.argmax(lrs))
+    assert lrs[0] == pytest.approx(0.1 / 25) and max(lrs) == pytest.approx(0.1, rel=1e-3)
+    assert 8 <= peak <= 11  # after a quarter of the 40 steps
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:])) and lrs[-1] < 1e-3
+
+
+def test_cosine_warms_up_linearly_and_constant_never_moves():
+    lrs = _lrs("cosine", steps=20, warmup=0.25)
+    assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.01
+    assert _lrs("constant") == [0.1] * 40
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        _lrs("linear")
+    with pytest.raises(ValueError, match="warmup"):
+        _lrs("cosine", warmup=1.0)
+
+
+def test_fit_steps_the_schedule_once_per_batch_and_records_it(monkeypatch):
+    import cxrkit.train.loop as loop
+
+    steps, made = [], []
+    real = loop.lr_schedule
+
+    def spy(*args, **kwargs):
+        made.append(kwargs["total_steps"])
+        sched = real(*args, **kwargs)
+        original = sched.step
+        sched.step = lambda *a: (steps.append(1), original(*a))
+        return sched
+
+    monkeypatch.setattr(loop, "lr_schedule", spy)
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 16, 16)
+    y = (x.mean((1, 2, 3)) > 0.5).float()[:, None]
+    loader = BatchLoader(ImageDataset((x[:, 0] * 255).to(torch.uint8), y), batch_size=16, shuffle=True)
+    model = SmallCNN(1, 1, width=4)
+    history = fit(model, loader, None, epochs=3, lr=0.01, schedule="onecycle", warmup=0.3, progress=False)
+    assert history.settings["schedule"] == "onecycle" and history.settings["warmup"] == 0.3
+    assert made == [3 * 4] and len(steps) == 3 * 4  # 64 films / 16 per batch = 4 batches per epoch
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        fit(SmallCNN(1, 1, width=4), loader, None, epochs=1, schedule="step", progress=False)

@@ -5,7 +5,7 @@ from .augment import ImageAugment
 from .bench import bare_loop_images_per_s, benchmark_throughput, kit_loop_images_per_s
 from .checks import overfit_one_batch, shuffled_labels
 from .data import BatchLoader, BatchSource, ImageDataset, TensorDictDataset
-from .loop import HISTORY_COLUMNS, History, fit, load_checkpoint, predict, refresh_batch_norm
+from .loop import HISTORY_COLUMNS, SCHEDULES, History, fit, load_checkpoint, lr_schedule, predict, refresh_batch_norm
 from .losses import UNCERTAINTY_POLICIES, apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
 
 __all__ = [
@@ -15,6 +15,8 @@ __all__ = [
     "BatchLoader",
     "BatchSource",
     "fit",
+    "lr_schedule",
+    "SCHEDULES",
     "predict",
     "load_checkpoint",
     "refresh_batch_norm",

@@ -27,7 +27,7 @@ from ..metrics import macro_auroc
 from .data import BatchLoader
 from .losses import apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
 
-__all__ = ["History", "fit", "predict", "load_checkpoint", "refresh_batch_norm", "HISTORY_COLUMNS"]
+__all__ = ["History", "SCHEDULES", "lr_schedule", "fit", "predict", "load_checkpoint", "refresh_batch_norm", "HISTORY_COLUMNS"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -206,6 +206,44 @@ def refresh_batch_norm(model: nn.Module, batches: Iterable[Any], device: torch.d
     return len(norms)
 
 
+#: The learning-rate schedules :func:`fit` knows.
+SCHEDULES = ("constant", "onecycle", "cosine")
+
+
+def _steps_per_epoch(loader: Iterable) -> int:
+    try:
+        return max(len(loader), 1)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("a learning-rate schedule needs a loader with a length (len(loader) batches per epoch)") from None
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, *, lr: float, total_steps: int,
+                warmup: float = 0.25) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Return the per-batch learning-rate scheduler of ``schedule`` (None for ``"constant"``) over ``total_steps`` (notebook 02).
+
+    ``"onecycle"`` is torch's ``OneCycleLR`` (peak ``lr`` after ``warmup`` of the steps, cosine annealing);
+    ``"cosine"`` warms up linearly over ``warmup`` of the steps, then follows a half cosine to 0.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not 0.0 <= warmup < 1.0:
+        raise ValueError(f"warmup is a share of the steps in [0, 1), got {warmup!r}")
+    if schedule == "constant":
+        return None
+    total_steps = max(int(total_steps), 1)
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
+                                                   pct_start=max(warmup, 1.0 / total_steps), anneal_strategy="cos")
+    ramp = max(int(round(warmup * total_steps)), 1)
+
+    def factor(step: int) -> float:
+        if step < ramp:
+            return (step + 1) / ramp
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - ramp, total_steps - ramp) / max(total_steps - ramp, 1)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 # ---------------------------------------------------------------------------------------------- fit
 
 def fit(
@@ -227,6 +265,8 @@ def fit(
     amp: bool | str | None = None,
     channels_last: bool | None = None,
     bn_refresh_batches: int = 0,
+    schedule: str = "constant",
+    warmup: float = 0.25,
 ) -> History:
     """Train ``model`` with AdamW on masked multi-label BCE, keep the epoch with the best validation macro AUROC, and return its history (notebook 02).
 
@@ -242,6 +282,10 @@ def fit(
     * On CUDA: mixed precision (bf16, or fp16 with a gradient scaler) and channels-last, unless
       ``amp`` (False/True/"bf16"/"fp16") or ``channels_last`` say otherwise. ``seed`` seeds torch
       (dropout, augmentation); the loaders' own seeds fix the batch order.
+    * ``schedule``: ``"constant"`` (``lr`` throughout), ``"onecycle"`` (the learning rate rises from ``lr/25``
+      to ``lr`` over the first ``warmup`` share of all steps, then anneals to ~0 along a cosine; Smith &
+      Topin 2019) or ``"cosine"`` (a linear warm-up over ``warmup`` of the steps, then a cosine to 0). The
+      schedule spans ``epochs`` epochs, stepped once per batch; early stopping may end it sooner.
     * ``bn_refresh_batches=N`` (> 0): after each training epoch, batch-norm running statistics are
       re-estimated from that epoch's last N training batches under the epoch's final weights
       (:func:`refresh_batch_norm`), so validation, the checkpoint and the returned model use
@@ -274,6 +318,8 @@ def fit(
     # The default loss skips -1 like NaN, so "ignore" needs no per-batch mapping; a custom loss always gets mapped targets.
     map_targets = uncertainty != "ignore" or loss is not None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * _steps_per_epoch(train_loader) if schedule != "constant" else 1
+    scheduler = lr_schedule(optimizer, schedule, lr=lr, total_steps=steps, warmup=warmup)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
     if checkpoint is not None:
@@ -308,6 +354,8 @@ def fit(
                     scaler.scale(batch_loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
+                if scheduler is not None:
+                    scheduler.step()
                 outs.append(logits.detach())
                 tgts.append(targets)
                 n_images += targets.shape[0]
@@ -364,7 +412,8 @@ def fit(
     settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, uncertainty=uncertainty,
                     pos_weight=None if weight is None else weight.cpu().tolist(), custom_loss=loss is not None,
                     early_stopping_patience=early_stopping_patience, seed=seed, amp=str(dtype) if dtype else None,
-                    channels_last=channels_last, bn_refresh_batches=bn_refresh_batches)
+                    channels_last=channels_last, bn_refresh_batches=bn_refresh_batches, schedule=schedule,
+                    warmup=warmup if schedule != "constant" else None)
     return History(pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)), best_epoch, monitor, stopped,
                    describe_device(device), str(checkpoint) if checkpoint else None, settings)
 
