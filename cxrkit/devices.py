@@ -65,6 +65,15 @@ def resolve_amp(device: torch.device, amp: bool | str | None = None) -> torch.dt
     raise ValueError(f"amp must be None, True, False, 'bf16' or 'fp16'; got {amp!r}")
 
 
+def default_channels_last(device: torch.device) -> bool:
+    """Whether training and prediction use channels-last memory on ``device`` by default: on CUDA and CPU, not MPS (notebook 02).
+
+    oneDNN's CPU convolutions run faster on channels-last tensors (measured on a 2-core AVX2 CPU: the
+    small CNN trains at 333 vs 274 images/s at width 24, 169 vs 115 at width 32), as cuDNN's do with AMP.
+    """
+    return device.type in ("cuda", "cpu")
+
+
 def describe_device(device: torch.device) -> str:
     """Return a one-line description of ``device`` for the environment report (notebook 02)."""
     if device.type == "cuda":

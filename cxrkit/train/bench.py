@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..devices import pick_device, resolve_amp, synchronize
+from ..devices import default_channels_last, pick_device, resolve_amp, synchronize
 from .data import BatchLoader, ImageDataset
 from .loop import _autocast, fit
 
@@ -34,7 +34,7 @@ def bare_loop_images_per_s(
 ) -> float:
     """Train with the plainest PyTorch loop and return the last epoch's images/s (the first warms up) (notebook 02)."""
     dtype = resolve_amp(device, None)  # what fit uses by default
-    channels_last = device.type == "cuda"
+    channels_last = default_channels_last(device)  # what fit uses by default
     model.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..devices import describe_device, pick_device, resolve_amp, synchronize
+from ..devices import default_channels_last, describe_device, pick_device, resolve_amp, synchronize
 from ..metrics import macro_auroc
 from .data import BatchLoader
 from .losses import apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
@@ -279,8 +279,9 @@ def fit(
       alone if no label qualifies) training stops;
       the best epoch's weights are restored either way, and saved as a ``state_dict`` to
       ``checkpoint_path`` (load with :func:`load_checkpoint`). Without ``val_loader`` the last weights stay.
-    * On CUDA: mixed precision (bf16, or fp16 with a gradient scaler) and channels-last, unless
-      ``amp`` (False/True/"bf16"/"fp16") or ``channels_last`` say otherwise. ``seed`` seeds torch
+    * On CUDA: mixed precision (bf16, or fp16 with a gradient scaler); on CUDA and CPU: channels-last
+      memory (:func:`~cxrkit.devices.default_channels_last`), unless ``amp`` (False/True/"bf16"/"fp16")
+      or ``channels_last`` say otherwise. ``seed`` seeds torch
       (dropout, augmentation); the loaders' own seeds fix the batch order.
     * ``schedule``: ``"constant"`` (``lr`` throughout), ``"onecycle"`` (the learning rate rises from ``lr/25``
       to ``lr`` over the first ``warmup`` share of all steps, then anneals to ~0 along a cosine; Smith &
@@ -301,7 +302,7 @@ def fit(
         torch.manual_seed(seed)
     device = pick_device(device)
     dtype = resolve_amp(device, amp)
-    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    channels_last = default_channels_last(device) if channels_last is None else channels_last
     apply_uncertainty_policy(torch.zeros(1), uncertainty)  # validates the policy name early
 
     model.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -424,7 +425,7 @@ def predict(model: nn.Module, loader: Iterable, device: str | torch.device | Non
     ``device`` defaults to where the model's parameters are; augmentation is switched off.
     """
     device = _model_device(model) if device is None else pick_device(device)
-    channels_last = device.type == "cuda"
+    channels_last = default_channels_last(device)
     model.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     logits, _ = _collect_logits(model, _place(loader, device), device, resolve_amp(device, amp), channels_last)
     return torch.sigmoid(logits).numpy()
