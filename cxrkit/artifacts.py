@@ -1,13 +1,24 @@
 """The one owner of "which code made this artifact": a short hash of the source of the modules that produce it.
 
-Every cached artifact under ``CXRKIT_HOME`` (:func:`cxrkit.paths.artifact_dir`) is keyed by its parameters,
-its input data (the key of the upstream artifact it was built from, or a data fingerprint) and
-:func:`code_version` of the modules listed for its kind in :data:`ARTIFACT_CODE`. Edit one of those files
-and the next run builds a new artifact beside the old one instead of loading a stale model or cache.
-Taught in notebook 00 (setup: where the kit keeps its artifacts); README "For reviewers".
+Every cached artifact under ``CXRKIT_HOME`` lives in ``<kind>/<key>``, where :func:`cxrkit.paths.artifact_dir`
+hashes its parameters together with :func:`artifact_code_version` of its kind (the modules listed in
+:data:`ARTIFACT_CODE`). Edit one of those files and the next run builds a new artifact beside the old one
+instead of loading a stale model or cache. What each key holds:
 
-The hash covers the bytes of every listed file (``.py`` and the data files the code reads, such as
-``labeler_phrases.yaml``), in the order of their package-relative paths; files are read once per process.
+- ``cohorts``: the synthetic cohort's parameters (``SynthParams``, with its ``generator_version``) + the generator's code;
+- ``prepared``: dataset, its root folder (for the generated cohort, the cohort's keyed folder, so the cohort's code
+  is inherited), film size, split seed and fractions + the preparation code; the image cache inside it also
+  records the image ids and this code version in its marker;
+- ``image_models``/``text_models``: the profile knobs that change the model, the recipe's settings and
+  ``RECIPE_VERSION`` (kept as extra, manual salt), ``code`` (the recipe's modules) and ``data_code``
+  (:func:`data_code_version`: the preparation's and, for the generated cohort, the generator's code); the
+  input data themselves are checked at load time against the fingerprint in ``meta.json``;
+- ``fusion_models``/``shuffled_label_models``: the image (and text) model's whole key, so their code and data
+  versions are inherited, + the method's settings + their own code.
+
+Files are hashed once per process (``.py`` and the data files the code reads, such as ``labeler_phrases.yaml``),
+in the order of their package-relative paths. Taught in notebook 00 (setup: where the kit keeps its
+artifacts); README "For reviewers".
 """
 from __future__ import annotations
 

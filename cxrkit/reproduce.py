@@ -251,6 +251,16 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def read_json(path: Path, missing_hint: str) -> Any:
+    """Read a JSON file the kit wrote; a missing or broken file is a ``ValueError`` naming it (``cxrkit reproduce``, ``cxrkit spread``)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file — {missing_hint}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
 @dataclass
 class RecordedRun:
     """A run folder read back: name, profile, seed, parameters, each notebook's metrics in run order, and its environment report."""
@@ -267,12 +277,7 @@ def load_run(folder: str | Path) -> RecordedRun:
     """Read ``summary.json`` and each ``<notebook>.record.json`` of a run folder; name the file that is missing or bad."""
     folder = Path(folder)
     summary_path = folder / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{summary_path}: no such file — is {folder} a run folder written by `cxrkit run`?") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{summary_path}: not valid JSON ({err})") from None
+    summary = read_json(summary_path, f"is {folder} a run folder written by `cxrkit run`?")
     metrics: dict[str, dict[str, Any]] = {}
     environment: dict[str, Any] = {}
     for nb in summary.get("notebooks", []):

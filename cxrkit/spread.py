@@ -8,6 +8,8 @@ metric of every notebook, the mean, standard deviation (n − 1), minimum, maxim
 as nbval compares them (:mod:`cxrkit.checked_outputs`); the command prints the checked cells whose output
 depends on the seed or differs from the frozen one in ``notebooks/``.
 
+The runs keep their artifacts in ``runs/spread-<profile>/cxrkit_home`` (``--reuse-home``: in ``$CXRKIT_HOME``), so the
+first seed builds the cohort, caches and models from empty, like a fresh clone, and the recorded cost is honest.
 Resumable: a seed whose folder holds a complete run of the same notebooks, parameters and code is not run
 again (``--force`` re-runs it); a seed folder that ``cxrkit spread`` did not write is never touched.
 ``--record reference/class`` copies the spread files and the first seed's run (``summary.json``, the run
@@ -25,13 +27,14 @@ import shutil
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from cxrkit.paths import REPO_ROOT
 from cxrkit.profiles import PROFILES
-from cxrkit.reproduce import SPREAD_K, load_run_metrics, metric_rule, spread_tolerance
+from cxrkit.reproduce import SPREAD_K, load_run_metrics, metric_rule, read_json, spread_tolerance
 
 #: Modules that no notebook runs (the tools around the runs); editing them does not make a seed's run stale.
 TOOL_MODULES = ("spread.py", "reproduce.py", "checked_outputs.py", "report.py", "student.py", "cli.py", "__main__.py")
@@ -42,6 +45,8 @@ CHECKED_FILE = "spread_checked_outputs.json"
 #: Written into every folder this command makes; what lets it resume, and refuse folders it did not make.
 SEED_MARKER = "spread-seed.json"
 OUT_MARKER = ".cxrkit-spread"
+#: The spread's own artifact folder inside its output folder (``--reuse-home`` uses ``$CXRKIT_HOME`` instead).
+HOME_FOLDER = "cxrkit_home"
 #: The files ``--record`` writes into a reference folder (and the only ones it will overwrite there).
 RECORD_FILES = ("summary.json", "summary.md", SPREAD_FILE, SPREAD_TABLE, CHECKED_FILE)
 _RECORD_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.record\.json$")
@@ -181,11 +186,33 @@ def _indented(echo: Callable[..., Any]) -> Callable[..., Any]:
     return inner
 
 
+@contextmanager
+def _artifact_home(home: Path | None) -> Iterator[None]:
+    """Point ``CXRKIT_HOME`` (and so every notebook kernel) at ``home`` for the duration; None leaves it as it is."""
+    previous = os.environ.get("CXRKIT_HOME")
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["CXRKIT_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if home is not None and previous is None:
+            os.environ.pop("CXRKIT_HOME", None)
+        elif home is not None:
+            os.environ["CXRKIT_HOME"] = previous
+
+
 def run_seeds(*, profile: str, seeds: Sequence[int], out: Path, notebooks_dir: Path,
               only: Sequence[str] | None = None, overrides: dict[str, Any] | None = None, force: bool = False,
-              timeout: int | None = None, echo: Callable[..., Any] = print) -> tuple[list[SeedRun], list[str]]:
-    """Run every seed that has no complete run in ``out`` (all with ``force``); return the seed runs and the notebook names (``cxrkit spread``)."""
-    from cxrkit.runner import NotebookFailed, discover_notebooks, run_notebooks
+              reuse_home: bool = False, timeout: int | None = None,
+              echo: Callable[..., Any] = print) -> tuple[list[SeedRun], list[str]]:
+    """Run every seed that has no complete run in ``out`` (all with ``force``); return the seed runs and the notebook names (``cxrkit spread``).
+
+    The runs build their artifacts in ``out/cxrkit_home`` — empty the first time, so every cohort, cache and model
+    is made by this code and the cost is a fresh clone's — unless ``reuse_home`` keeps ``$CXRKIT_HOME``.
+    """
+    from cxrkit.paths import cxrkit_home
+    from cxrkit.runner import discover_notebooks
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
@@ -199,36 +226,45 @@ def run_seeds(*, profile: str, seeds: Sequence[int], out: Path, notebooks_dir: P
     expected = {seed: {"profile": profile, "seed": seed, "parameters": overrides, "notebooks": names, "code": code}
                 for seed in seeds}
     states = {seed: _seed_state(out / f"seed-{seed}", expected[seed]) for seed in seeds}  # refuse before running
-    runs: list[SeedRun] = []
-    for i, seed in enumerate(seeds, 1):
-        folder, state = out / f"seed-{seed}", states[seed]
-        head = f"seed {seed} [{i}/{len(seeds)}]"
-        if state == "complete" and not force:
-            seconds = _run_seconds(folder)
-            echo(f"{head}: complete in {folder} ({seconds / 60:.1f} min when it ran); skipped — --force re-runs it")
-            runs.append(SeedRun(seed, folder, False, seconds))
-            continue
-        why = {"absent": "", "stale": " (its run was made by other code, notebooks or parameters)",
-               "incomplete": " (its run was interrupted or failed)", "complete": " (--force)"}[state]
-        echo(f"{head}: running {len(names)} notebook(s) into {folder}{why}")
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_json(folder / SEED_MARKER, {**expected[seed], "complete": False, "written_by": "cxrkit spread"})
-        start = time.perf_counter()
-        error = None
-        try:
-            run_notebooks(notebooks_dir=Path(notebooks_dir), runs_dir=out, name=folder.name, profile=profile,
-                          overrides={**overrides, "seed": seed}, only=[n[:2] for n in names], timeout=timeout,
-                          echo=_indented(echo), report=False)
-        except NotebookFailed as err:
-            error = str(err)
-        seconds = time.perf_counter() - start
-        if error is None:
-            _write_json(folder / SEED_MARKER, {**expected[seed], "complete": True, "written_by": "cxrkit spread"})
-            echo(f"{head}: done in {seconds / 60:.1f} min")
-        else:
-            echo(f"{head}: FAILED after {seconds / 60:.1f} min — {error}")
-        runs.append(SeedRun(seed, folder, True, seconds, error))
+    home = None if reuse_home else out / HOME_FOLDER
+    with _artifact_home(home):
+        echo(f"artifacts in {cxrkit_home()}" + (" (--reuse-home)" if reuse_home else " (the spread's own; "
+                                                "--reuse-home uses $CXRKIT_HOME)"))
+        runs = [_run_one(seed, f"seed {seed} [{i}/{len(seeds)}]", out, states[seed], expected[seed], force,
+                         notebooks_dir, timeout, echo) for i, seed in enumerate(seeds, 1)]
     return runs, names
+
+
+def _run_one(seed: int, head: str, out: Path, state: str, expected: dict[str, Any], force: bool, notebooks_dir: Path,
+             timeout: int | None, echo: Callable[..., Any]) -> SeedRun:
+    """Run one seed into ``out/seed-N`` unless its run there is complete (and not ``force``)."""
+    from cxrkit.runner import NotebookFailed, run_notebooks
+
+    folder, names = out / f"seed-{seed}", expected["notebooks"]
+    if state == "complete" and not force:
+        seconds = _run_seconds(folder)
+        echo(f"{head}: complete in {folder} ({seconds / 60:.1f} min when it ran); skipped — --force re-runs it")
+        return SeedRun(seed, folder, False, seconds)
+    why = {"absent": "", "stale": " (its run was made by other code, notebooks or parameters)",
+           "incomplete": " (its run was interrupted or failed)", "complete": " (--force)"}[state]
+    echo(f"{head}: running {len(names)} notebook(s) into {folder}{why}")
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(folder / SEED_MARKER, {**expected, "complete": False, "written_by": "cxrkit spread"})
+    start = time.perf_counter()
+    error = None
+    try:
+        run_notebooks(notebooks_dir=Path(notebooks_dir), runs_dir=out, name=folder.name, profile=expected["profile"],
+                      overrides={**expected["parameters"], "seed": seed}, only=[n[:2] for n in names],
+                      timeout=timeout, echo=_indented(echo), report=False)
+    except NotebookFailed as err:
+        error = str(err)
+    seconds = time.perf_counter() - start
+    if error is None:
+        _write_json(folder / SEED_MARKER, {**expected, "complete": True, "written_by": "cxrkit spread"})
+        echo(f"{head}: done in {seconds / 60:.1f} min")
+    else:
+        echo(f"{head}: FAILED after {seconds / 60:.1f} min — {error}")
+    return SeedRun(seed, folder, True, seconds, error)
 
 
 def collect_spread(profile: str, runs: Sequence[SeedRun], notebooks: Sequence[str],
@@ -330,8 +366,8 @@ def format_spread(spread: dict[str, Any], seed_dependent: Sequence[str] = (),
 
 def run_spread(*, profile: str = "class", seeds: Sequence[int] = (0, 1, 2, 3, 4), out: Path | None = None,
                notebooks_dir: Path = REPO_ROOT / "notebooks", only: Sequence[str] | None = None,
-               overrides: dict[str, Any] | None = None, force: bool = False, timeout: int | None = None,
-               echo: Callable[..., Any] = print) -> SpreadResult:
+               overrides: dict[str, Any] | None = None, force: bool = False, reuse_home: bool = False,
+               timeout: int | None = None, echo: Callable[..., Any] = print) -> SpreadResult:
     """Run the seeds, then write ``spread.json``, ``spread.md`` and ``spread_checked_outputs.json`` into ``out`` (``cxrkit spread``)."""
     from cxrkit.checked_outputs import frozen_differences, sanitize_patterns, seed_dependent_cells
 
@@ -340,7 +376,7 @@ def run_spread(*, profile: str = "class", seeds: Sequence[int] = (0, 1, 2, 3, 4)
     out = Path(out) if out is not None else REPO_ROOT / "runs" / f"spread-{profile}"
     patterns = sanitize_patterns()
     runs, names = run_seeds(profile=profile, seeds=seeds, out=out, notebooks_dir=notebooks_dir, only=only,
-                            overrides=overrides, force=force, timeout=timeout, echo=echo)
+                            overrides=overrides, force=force, reuse_home=reuse_home, timeout=timeout, echo=echo)
     spread = collect_spread(profile, runs, names, overrides)
     checked = collect_checked(profile, runs, names, patterns)
     dependent = seed_dependent_cells(checked)
@@ -400,12 +436,7 @@ def record_spread(out: Path, target: Path, *, echo: Callable[..., Any] = print) 
 def load_spread(path: str | Path) -> dict[str, Any]:
     """Read and check a ``spread.json``: profile, seeds and ``{notebook: {metric: stats}}``; name the file and the entry that is wrong (``cxrkit reproduce``)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file — write it with `cxrkit spread`") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, "write it with `cxrkit spread`")
     if not isinstance(data, dict) or not all(k in data for k in ("profile", "seeds", "metrics")):
         raise ValueError(f"{path}: a spread needs the keys profile, seeds and metrics")
     if not data["seeds"]:
@@ -428,7 +459,8 @@ def _cmd_spread(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else REPO_ROOT / "runs" / f"spread-{args.profile}"
         result = run_spread(profile=args.profile, seeds=seeds, out=out, notebooks_dir=Path(args.notebooks),
                             only=args.only.split(",") if args.only else None,
-                            overrides=parse_overrides(args.param or []), force=args.force, timeout=args.cell_timeout)
+                            overrides=parse_overrides(args.param or []), force=args.force,
+                            reuse_home=args.reuse_home, timeout=args.cell_timeout)
         if result.failed:
             print(f"error: seed(s) {[r.seed for r in result.failed]} failed; the spread covers the others only",
                   file=sys.stderr)
@@ -443,16 +475,16 @@ def _cmd_spread(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``cxrkit spread`` to the command line."""
+    from cxrkit.runner import add_notebook_options
+
     p = subparsers.add_parser("spread", help="run the notebooks for several seeds and record every metric's spread")
-    p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="parameter set (default: class)")
+    add_notebook_options(p, "override one parameter for every seed (repeatable; not seed)")
     p.add_argument("--seeds", default="0-4", help="seeds to run: a range 0-4, a list 0,1,2, or both (default 0-4)")
-    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,03 (default: every notebook)")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="override one parameter for every seed (repeatable; not seed)")
     p.add_argument("--out", help="spread folder (default: runs/spread-<profile>)")
     p.add_argument("--force", action="store_true", help="re-run seeds whose run is already complete")
+    p.add_argument("--reuse-home", action="store_true",
+                   help="build and load artifacts in $CXRKIT_HOME instead of the spread's own <out>/cxrkit_home "
+                        "(cheaper when it holds them; the cost recorded is then not a fresh clone's)")
     p.add_argument("--record", metavar="DIR",
                    help="then copy the spread and the first seed's run into DIR, e.g. reference/class")
-    p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="notebook folder")
-    p.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: no limit)")
     p.set_defaults(func=_cmd_spread)

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from cxrkit.checked_outputs import (cell_keys, checked_outputs, comparable_outputs, frozen_differences, is_checked,

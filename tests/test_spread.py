@@ -1,11 +1,12 @@
 """``cxrkit spread``: seeds, the spread of every metric, resuming, never touching foreign folders, recording a reference."""
 import json
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from cxrkit import runner, spread
+from cxrkit import runner
 from cxrkit.checked_outputs import frozen_differences
 from cxrkit.cli import main
 from cxrkit.nbstandard import freeze_checked_outputs
@@ -46,11 +47,12 @@ def fake_runner(tmp_path, monkeypatch):
     notebooks.mkdir()
     for name in ("01_a", "02_b"):
         write_notebook(notebooks / f"{name}.ipynb", standard_cells(["# NBVAL_CHECK_OUTPUT\nprint(seed)"]))
-    calls, fail = [], set()
+    calls, fail, homes = [], set(), []
 
     def fake(*, notebooks_dir, runs_dir, name, profile, overrides, only, timeout, echo, report):
         seed = overrides["seed"]
         calls.append(seed)
+        homes.append(os.environ.get("CXRKIT_HOME"))
         folder = Path(runs_dir) / name
         folder.mkdir(parents=True, exist_ok=True)
         entries = []
@@ -70,6 +72,7 @@ def fake_runner(tmp_path, monkeypatch):
         (folder / "summary.md").write_text("# run\n")
 
     monkeypatch.setattr(runner, "run_notebooks", fake)
+    fake.homes = homes
     return notebooks, calls, fail
 
 
@@ -118,6 +121,16 @@ def test_a_complete_seed_is_not_run_again_unless_forced_or_stale(fake_runner, tm
     (notebooks / "02_b.ipynb").write_text((notebooks / "02_b.ipynb").read_text().replace("print(seed)", "print(seed + 1)"))
     run_spread(profile="smoke", seeds=[0], out=out, notebooks_dir=notebooks, **QUIET)
     assert calls[-1] == 0 and len(calls) == 7  # an edited notebook makes every seed's run stale
+
+
+def test_the_runs_build_their_artifacts_in_the_spreads_own_home_unless_told_to_reuse(fake_runner, tmp_path,
+                                                                                      monkeypatch):
+    notebooks, calls, _ = fake_runner
+    monkeypatch.setenv("CXRKIT_HOME", str(tmp_path / "mine"))
+    run_spread(profile="smoke", seeds=[0], out=tmp_path / "out", notebooks_dir=notebooks, **QUIET)
+    run_spread(profile="smoke", seeds=[1], out=tmp_path / "out", notebooks_dir=notebooks, reuse_home=True, **QUIET)
+    assert runner.run_notebooks.homes == [str(tmp_path / "out" / "cxrkit_home"), str(tmp_path / "mine")]
+    assert os.environ["CXRKIT_HOME"] == str(tmp_path / "mine")  # restored
 
 
 def test_folders_the_command_did_not_make_are_refused_and_left_alone(fake_runner, tmp_path):
