@@ -95,15 +95,18 @@ def test_editing_the_cohort_generator_changes_the_cohort_folder_and_the_models_k
     assert image.image_model_key(real)["data_code"] != real_model["data_code"]
 
 
-def test_keys_are_stable_across_processes(tmp_path):
-    code = ("import os; os.environ['CXRKIT_HOME'] = {home!r}\n"
-            "from cxrkit.paths import artifact_key\nfrom cxrkit.artifacts import artifact_code_version\n"
+def test_keys_are_stable_across_processes(tmp_path, monkeypatch):
+    from cxrkit.recipes.image import image_model_dir
+
+    monkeypatch.setenv("CXRKIT_HOME", str(tmp_path))
+    code = ("from cxrkit.paths import artifact_key\nfrom cxrkit.artifacts import artifact_code_version\n"
             "from cxrkit.recipes.image import image_model_dir\nfrom cxrkit.profiles import get_profile\n"
-            "print(artifact_code_version('image_models'), artifact_key('prepared', {{'a': 1}}),"
-            " image_model_dir(get_profile('smoke')).name)").format(home=str(tmp_path))
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
-            for _ in range(2)]
-    assert runs[0] == runs[1] and len(runs[0].split()) == 3
+            "print(artifact_code_version('image_models'), artifact_key('prepared', {'a': 1}),"
+            " image_model_dir(get_profile('smoke')).name)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    here = f"{artifact_code_version('image_models')} {artifact_key('prepared', {'a': 1})} " \
+           f"{image_model_dir(get_profile('smoke')).name}"
+    assert other.split() == here.split() and len(here.split()) == 3
 
 
 def test_artifact_dir_holds_the_code_version(tmp_path, monkeypatch, package_copy):

@@ -8,9 +8,9 @@ import torch
 
 from cxrkit.cli import main
 from cxrkit.reproduce import (FAIL, MISSING, NEW, PASS, SAME_MACHINE_ABS, SPREAD_K, TIMING, TOLERANCES, compare_metric,
-                              compare_runs, format_table, load_run, metric_rule, passed, reproduce, spread_tolerance,
-                              tolerance_for)
-from cxrkit.spread import summarize
+                              compare_runs, format_table, load_run, load_run_metrics, metric_rule, passed, reproduce,
+                              spread_tolerance, tolerance_for)
+from cxrkit.spread import load_spread, summarize
 from cxrkit.runner import run_notebooks
 from notebook_factory import standard_cells, write_notebook
 
@@ -279,7 +279,9 @@ def test_exact_mode_catches_a_small_drift_that_the_spread_forgives(recorded_spre
     assert "tolerances from the spread" not in out
     assert f"cpu_capability: AVX512 (reference) vs {torch.backends.cpu.get_cpu_capability()} (now)" in out
     assert " score " in next(line for line in out.splitlines() if line.rstrip().endswith("FAIL"))
-    assert _reproduce_cli(edited, notebooks, tmp / "runs", "spread") == 0  # within the spread, it reproduces
+    rows = compare_runs(load_run(edited).metrics, load_run_metrics(tmp / "runs" / "exact"),
+                        spread=load_spread(edited / "spread.json")["metrics"])
+    assert passed(rows)  # the same re-run, compared with the spread: within it, it reproduces
 
 
 def test_a_bad_spread_file_is_named(recorded_spread, tmp_path, capsys):
