@@ -104,7 +104,7 @@ def artifact_code_version(kind: str) -> str:
 
 
 def forget_code_versions(paths: Iterable[Path] | None = None) -> None:
-    """Drop the per-process cache of file hashes (all, or those of ``paths``), so edited files are read again."""
+    """Drop the per-process cache of file hashes (all, or those of ``paths``), so edited files are read again (``tests/test_artifacts.py``)."""
     if paths is None:
         _FILE_DIGESTS.clear()
     else:

@@ -65,7 +65,7 @@ def _as_notebook(nb: Mapping[str, Any] | Any) -> Any:
 
 
 def is_checked(cell: Mapping[str, Any]) -> bool:
-    """True when nbval in lax mode compares this code cell's outputs (comment marker or tag; a skipped cell never)."""
+    """True when nbval in lax mode compares this code cell's outputs (comment marker or tag; a skipped cell never) (``cxrkit spread``)."""
     from nbval.plugin import find_comment_markers, find_metadata_tags
 
     if cell.get("cell_type") != "code":
@@ -97,7 +97,7 @@ def comparable_outputs(outputs: list[Any], patterns: Iterable[tuple[str, str]]) 
 
 
 def cell_keys(nb: Mapping[str, Any] | Any) -> list[tuple[str, int, Any]]:
-    """Each code cell (papermill's injected one left out) as ``(key, nbval cell number, cell)``; key = the cell ``id`` when every cell has one, else ``"cell N"``."""
+    """Each code cell (papermill's injected one left out) as ``(key, nbval cell number, cell)``; key = the cell ``id`` when every cell has one, else ``"cell N"`` (``cxrkit spread``)."""
     nb = _as_notebook(nb)
     code = [c for c in nb.cells if c.get("cell_type") == "code"
             and INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
@@ -107,14 +107,14 @@ def cell_keys(nb: Mapping[str, Any] | Any) -> list[tuple[str, int, Any]]:
 
 def checked_outputs(nb: Mapping[str, Any] | Any, patterns: Iterable[tuple[str, str]], *,
                     frozen: bool = False) -> dict[str, Outputs]:
-    """Return ``{cell key: comparable outputs}`` of a notebook's checked cells; ``frozen=True`` leaves out cells whose frozen copy never ran, as nbval does."""
+    """Return ``{cell key: comparable outputs}`` of a notebook's checked cells; ``frozen=True`` leaves out cells whose frozen copy never ran, as nbval does (``cxrkit spread``)."""
     patterns = list(patterns)
     return {key: comparable_outputs(cell.get("outputs", []), patterns) for key, _, cell in cell_keys(nb)
             if is_checked(cell) and not (frozen and cell.get("execution_count") is None)}
 
 
 def show(outputs: Outputs | None) -> str:
-    """One checked cell's outputs as readable text (streams and text first), for a difference report."""
+    """One checked cell's outputs as readable text, one line per output field, for a difference report (``cxrkit spread``)."""
     if outputs is None:
         return "(no record)"
     parts = [f"[{field}] {value}" if not isinstance(value, str) else f"[{field}] {value.rstrip()}"

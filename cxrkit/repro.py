@@ -113,7 +113,7 @@ NUMERIC_ENV_VARS: tuple[str, ...] = ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "
 
 
 def cpu_model() -> str:
-    """Return the CPU's model name (``/proc/cpuinfo`` on Linux, ``sysctl`` on macOS), else what ``platform`` knows."""
+    """Return the CPU's model name (``/proc/cpuinfo`` on Linux, ``sysctl`` on macOS), else what ``platform`` knows (notebook 00)."""
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.lower().startswith(("model name", "hardware", "cpu model")) and ":" in line:
