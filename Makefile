@@ -7,9 +7,13 @@ NAME ?=
 ONLY ?=
 REF ?= reference/class
 TOLERANCE ?=
+EXACT ?=
+SEEDS ?= 0-4
+RECORD ?=
+FORCE ?=
 NBVAL_FLAGS := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: help bootstrap run test lab student reproduce clean
+.PHONY: help bootstrap run test lab student spread reproduce clean
 
 help:
 	@echo "make run    set up if needed, then run every notebook in order (runs/<name>/)"
@@ -17,8 +21,10 @@ help:
 	@echo "make test   set up if needed, then pytest (tests/) + nbval (notebooks/)"
 	@echo "make lab    JupyterLab on the notebooks folder"
 	@echo "make student      write the problem-set notebooks (solutions stubbed) into student/"
-	@echo "make reproduce    re-run a recorded run and compare every metric with it"
-	@echo "                  options: REF=reference/class (a run folder) NAME=<run name> TOLERANCE=0.02"
+	@echo "make spread       run the notebooks for several seeds; every metric's spread (runs/spread-<profile>/)"
+	@echo "                  options: PROFILE=class SEEDS=0-4 ONLY=02,03 FORCE=1 RECORD=reference/class"
+	@echo "make reproduce    re-run a recorded run and compare every metric with its spread over seeds"
+	@echo "                  options: REF=reference/class NAME=<run name> EXACT=1 (same machine) TOLERANCE=0.02"
 	@echo "make clean  remove runs and caches (never the source)"
 
 bootstrap:
@@ -36,8 +42,11 @@ lab: bootstrap
 student: bootstrap
 	$(PY) -m cxrkit student
 
+spread: bootstrap
+	$(PY) -m cxrkit spread --profile $(PROFILE) --seeds $(SEEDS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RECORD),--record $(RECORD))
+
 reproduce: bootstrap
-	$(PY) -m cxrkit reproduce $(REF) $(if $(NAME),--name $(NAME)) $(if $(TOLERANCE),--tolerance $(TOLERANCE))
+	$(PY) -m cxrkit reproduce $(REF) $(if $(NAME),--name $(NAME)) $(if $(EXACT),--exact) $(if $(TOLERANCE),--tolerance $(TOLERANCE))
 
 clean:
 	rm -rf runs cxrkit_home student .pytest_cache

@@ -21,7 +21,6 @@ import pandas as pd
 
 from cxrkit.errors import CxrkitError
 
-CACHE_VERSION = 1
 MARKER = "cache.json"
 
 
@@ -62,7 +61,7 @@ class ImageCache:
 
 
 def cache_is_complete(folder: Path, params: dict[str, Any]) -> bool:
-    """True when ``folder`` holds a finished cache built with exactly ``params``."""
+    """True when ``folder`` holds a finished cache built with exactly ``params`` (which hold the code version, see :func:`build_image_cache`)."""
     marker = Path(folder) / MARKER
     if not marker.exists():
         return False
@@ -70,21 +69,25 @@ def cache_is_complete(folder: Path, params: dict[str, Any]) -> bool:
         info = json.loads(marker.read_text())
     except json.JSONDecodeError:
         return False
-    return info.get("params") == params and info.get("version") == CACHE_VERSION
+    return info.get("params") == params
 
 
 def build_image_cache(table: pd.DataFrame, folder: str | Path, *, size: int, workers: int | None = None,
                       chunk: int = 64, progress: bool = True, params: dict[str, Any] | None = None) -> ImageCache:
     """Decode every ``image_path`` of ``table`` to a ``size``×``size`` uint8 film in ``folder`` (notebook 01).
 
-    Reuses a finished cache built with the same parameters; otherwise rebuilds it from scratch.
+    Reuses a finished cache built with the same parameters, the same image ids and the same code (the
+    ``prepared`` code version of :mod:`cxrkit.artifacts`); otherwise rebuilds it from scratch.
     """
     from tqdm.auto import tqdm
+
+    from cxrkit.artifacts import artifact_code_version
 
     folder = Path(folder)
     ids = table["image_id"].astype(str).tolist()
     params = {**(params or {}), "size": int(size), "n_images": len(ids),
-              "ids_hash": pd.util.hash_pandas_object(pd.Series(ids), index=False).sum().item()}
+              "ids_hash": pd.util.hash_pandas_object(pd.Series(ids), index=False).sum().item(),
+              "code": artifact_code_version("prepared")}
     if cache_is_complete(folder, params):
         return load_image_cache(folder)
     if len(set(ids)) != len(ids):
@@ -133,7 +136,7 @@ def build_image_cache(table: pd.DataFrame, folder: str | Path, *, size: int, wor
     tmp.unlink(missing_ok=True)
     _atomic_csv(folder / "index.csv", index)
     _atomic_csv(folder / "quarantine.csv", quarantine)
-    info = {"version": CACHE_VERSION, "params": params, "n_cached": int(len(keep)), "n_quarantined": len(failed),
+    info = {"params": params, "n_cached": int(len(keep)), "n_quarantined": len(failed),
             "seconds": round(seconds, 3), "images_per_s": round(len(paths) / max(seconds, 1e-9), 1),
             "workers": workers}
     _atomic_text(folder / MARKER, json.dumps(info, indent=2))

@@ -1,4 +1,4 @@
-"""Where the kit keeps its artifacts: one folder, ``CXRKIT_HOME``, keyed by the parameters that made them.
+"""Where the kit keeps its artifacts: one folder, ``CXRKIT_HOME``, keyed by the parameters, inputs and code that made them.
 
 Taught in notebook 00 (setup) and used by every notebook.
 """
@@ -26,6 +26,17 @@ def params_key(params: dict[str, Any], length: int = 10) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def artifact_key(kind: str, params: dict[str, Any]) -> str:
+    """Return the key of one artifact: a hash of its parameters (which hold its inputs' keys) and its code version (notebook 00).
+
+    The code version is :func:`cxrkit.artifacts.artifact_code_version` of ``kind``; a downstream artifact puts the
+    upstream one's key into its ``params`` and so inherits the upstream code version too.
+    """
+    from cxrkit.artifacts import artifact_code_version
+
+    return params_key({"params": params, "code": artifact_code_version(kind)})
+
+
 def artifact_dir(kind: str, params: dict[str, Any]) -> Path:
-    """Return ``CXRKIT_HOME/<kind>/<hash of params>`` (not created): the home of one keyed artifact."""
-    return cxrkit_home() / kind / params_key(params)
+    """Return ``CXRKIT_HOME/<kind>/<artifact_key>`` (not created): the home of one keyed artifact (notebook 00)."""
+    return cxrkit_home() / kind / artifact_key(kind, params)

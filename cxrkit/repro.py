@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import time
@@ -106,21 +107,92 @@ class EnvironmentReport:
         return dict(self.facts)
 
 
+#: Environment variables that change which kernels and how many threads torch, OpenMP and the BLAS use.
+NUMERIC_ENV_VARS: tuple[str, ...] = ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "OPENBLAS_NUM_THREADS")
+
+
+def cpu_model() -> str:
+    """Return the CPU's model name (``/proc/cpuinfo`` on Linux, ``sysctl`` on macOS), else what ``platform`` knows (notebook 00)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")) and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _first(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match.group(1) if match else None
+
+
+def numeric_libraries() -> dict[str, str]:
+    """Return what moves the last digits of CPU arithmetic: torch's CPU capability, BLAS and OpenMP, numpy's BLAS (notebook 00)."""
+    import torch
+
+    config = torch.__config__.show()
+    blas = _first(r"BLAS_INFO=([\w.-]+)", config) or "unknown"
+    if blas.lower() == "mkl":
+        version = _first(r"Math Kernel Library Version ([\d.]+)", config)
+        blas = f"MKL {version}" if version else "MKL"
+    openmp = _first(r"a\.k\.a\. (OpenMP [\d.]+)", config) or _first(r"(OpenMP \d+)", config) or "none"
+    backend = _first(r"ATen parallel backend: (.+)", torch.__config__.parallel_info())
+    facts = {
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "torch_blas": blas,
+        "openmp": openmp + (f" (ATen backend: {backend.strip()})" if backend else ""),
+    }
+    try:
+        deps = np.show_config(mode="dicts").get("Build Dependencies", {})
+        info = deps.get("blas", {})
+        facts["numpy_blas"] = f"{info.get('name', 'unknown')} {info.get('version', '')}".strip()
+    except (TypeError, AttributeError):  # numpy < 1.26 has no mode="dicts"
+        facts["numpy_blas"] = "unknown"
+    return facts
+
+
 def environment_report() -> EnvironmentReport:
-    """Report python, torch, device (CUDA, MPS or CPU), threads, cxrkit version and git commit (notebook 00)."""
+    """Report python, torch, numpy, device, CPU model and capability, BLAS/OpenMP, threads, the numeric environment variables, cxrkit version and git commit (notebook 00)."""
     import torch
 
     facts: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "torch": torch.__version__,
+        "numpy": np.__version__,
         **device_description(),
+        "cpu_model": cpu_model(),
+        **numeric_libraries(),
         "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
         "cpu_count": os.cpu_count(),
+        **{name: os.environ[name] for name in NUMERIC_ENV_VARS if os.environ.get(name)},
         "cxrkit": __version__,
         "git_commit": git_commit() or "unknown",
     }
     return EnvironmentReport(facts)
+
+
+def environment_differences(reference: dict[str, Any], now: dict[str, Any],
+                            ignore: tuple[str, ...] = ("git_commit",)) -> list[str]:
+    """Return one line per fact that differs between two environment reports, e.g. ``cpu_capability: AVX512 (reference) vs AVX2 (now)`` (``cxrkit reproduce``)."""
+    lines = []
+    for key in list(reference) + [k for k in now if k not in reference]:
+        if key in ignore:
+            continue
+        was, is_ = reference.get(key, "—"), now.get(key, "—")
+        if str(was) != str(is_):
+            lines.append(f"{key}: {was} (reference) vs {is_} (now)")
+    return lines
 
 
 def run_dir() -> Path:

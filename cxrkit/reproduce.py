@@ -1,14 +1,25 @@
-"""``cxrkit reproduce``: re-execute a recorded run and compare every metric with it (``make reproduce``, README "For reviewers").
+"""``cxrkit reproduce``: re-execute a recorded run and compare every metric with the recorded spread (``make reproduce``, README "For reviewers").
 
 The reference is a run folder (``summary.json`` + one ``<notebook>.record.json`` per notebook, e.g.
-``reference/class``). Its parameters and seed are re-used, its notebooks re-executed with ``cxrkit run``
-into ``runs/<name>/``, and every metric compared under the tolerance :data:`TOLERANCES` states for it:
+``reference/class``) that also holds the run's **spread over seeds**, ``spread.json`` (written by
+``cxrkit spread``). Its parameters and seed are re-used, its notebooks re-executed with ``cxrkit run`` into
+``runs/<name>/``, and every metric compared under the rule :data:`TOLERANCES` states for it:
 
-- text, booleans and integers (counts, a method's name) must match **exactly**;
-- other numbers within an **absolute 1e-6** — same machine + same seed gives the same numbers; on
-  another machine (other CPU, BLAS, torch build) pass ``--tolerance 0.02`` to loosen every number;
+- a number is reproduced when ``|now - spread mean| <= tol``, with ``tol = max(k·SD, max - min, floor)``:
+  :data:`SPREAD_K` standard deviations over the seeds, or the whole range the seeds gave, or the metric's
+  floor (its resolution, for a metric the seeds did not move). Seed-to-seed spread stands in for
+  machine-to-machine spread: another CPU rounds differently and training amplifies it, as another seed does;
+- a count (``n_*``, an integer) must equal the reference run's value;
+- text and booleans (a method's name, the list of methods that failed a check) must be among the values the
+  seeds gave;
 - timings (``*_per_s``, ``*_seconds``, ``*_s_per_*``, ``*_ms_per_*``) depend on the machine and load; they are
   shown but not compared.
+
+``--exact`` is the same-machine mode: every number within :data:`SAME_MACHINE_ABS` of the reference run's value
+(same machine + same seed gives the same numbers, bit for bit), text and counts equal. A reference without
+``spread.json`` is compared exactly, with a one-line notice. ``--tolerance X`` loosens every numeric tolerance
+to at least ``X`` in either mode. Before the table, the facts of the environment report that differ between
+the reference and this run are printed (CPU capability, BLAS, threads …), so a reviewer sees why digits moved.
 """
 from __future__ import annotations
 
@@ -17,24 +28,41 @@ import fnmatch
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cxrkit.paths import REPO_ROOT
 
-#: Absolute tolerance for a numeric metric on the machine that recorded the reference.
+#: Absolute tolerance for a numeric metric on the machine that recorded the reference (``--exact``).
 SAME_MACHINE_ABS = 1e-6
 
-#: The one table of tolerances: the first pattern that matches a metric's name decides.
-#: ``exact``: equal values; ``abs``: |now - reference| <= the number; ``timing``: shown, never compared.
+#: A number is reproduced within this many standard deviations of its spread over seeds (or its range, or its floor).
+#: Four, not three: with five seeds the sample SD is itself uncertain (its 95% interval reaches down to ~0.6 of the
+#: true SD), so 4 sample SDs still cover about 2.4 true SDs; a real regression moves a metric by far more.
+SPREAD_K = 4.0
+
+#: The one table of tolerances: the first pattern that matches a metric's name decides its kind and floor.
+#: ``timing``: shown, never compared; ``exact``: a count, equal to the reference run's value; ``number``: within
+#: ``max(SPREAD_K·SD, max - min, floor)`` of the spread mean (``--exact``: within :data:`SAME_MACHINE_ABS` of the
+#: reference value). The floor is the metric's resolution — the smallest change that means something.
 TOLERANCES: tuple[tuple[str, str, float], ...] = (
-    ("*_per_s", "timing", 0.0),       # images per second (02, 01)
+    ("*_per_s", "timing", 0.0),                 # images per second (02, 01)
     ("*_seconds", "timing", 0.0),
-    ("*_s_per_*", "timing", 0.0),     # seconds per film (06)
-    ("*_ms_per_*", "timing", 0.0),    # milliseconds per map (06)
-    ("n_*", "exact", 0.0),
-    ("*", "abs", SAME_MACHINE_ABS),
+    ("*_s_per_*", "timing", 0.0),               # seconds per film (06)
+    ("*_ms_per_*", "timing", 0.0),              # milliseconds per map (06)
+    ("n_*", "exact", 0.0),                      # film counts (01)
+    ("*auroc*", "number", 0.005),               # AUROC and its CI bounds: half a point, below any claimed effect
+    ("fusion_gain*", "number", 0.005),          # a difference of AUROCs (04)
+    ("pointing_game_*", "number", 0.025),       # a hit rate over ~40 film-findings: one hit (05)
+    ("*hit_rate", "number", 0.025),             # a hit rate over tens of films: about one film (06)
+    ("loc_precision", "number", 0.01),          # shares of hundreds of regions (06)
+    ("loc_recall", "number", 0.01),
+    ("loc_false_per_film", "number", 0.05),     # false regions per film over 60 films: three regions (06)
+    ("loc_threshold", "number", 0.05),          # one step of notebook 06's threshold grid
+    ("mass_inside_*", "number", 0.005),         # share of attribution mass inside the truth (05)
+    ("*completeness_error", "number", 0.005),   # IG's relative completeness error (05, 06)
+    ("*", "number", 0.001),                     # anything else: a thousandth
 )
 
 PASS, FAIL, MISSING, NEW, TIMING = "ok", "FAIL", "MISSING", "new", "timing (not compared)"
@@ -42,28 +70,61 @@ PASS, FAIL, MISSING, NEW, TIMING = "ok", "FAIL", "MISSING", "new", "timing (not 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How one metric is compared: ``exact``, ``abs`` within ``value``, or ``timing`` (not compared)."""
+    """How one metric is compared: ``exact``, ``abs`` within ``value`` (``source`` says which term set it), ``among`` the seeds' values, or ``timing``."""
 
     kind: str
     value: float = 0.0
+    source: str = ""
 
     def __str__(self) -> str:
-        return {"exact": "exact", "timing": "—"}.get(self.kind, f"±{self.value:g}")
+        if self.kind == "abs":
+            return f"±{self.value:.3g}" + (f" ({self.source})" if self.source else "")
+        return {"exact": "exact", "timing": "—", "among": "a seed's value"}[self.kind]
+
+
+def metric_rule(metric: str) -> tuple[str, float]:
+    """Return ``(kind, floor)`` of a metric from :data:`TOLERANCES` (``cxrkit reproduce``, ``cxrkit spread``)."""
+    return next((k, v) for pattern, k, v in TOLERANCES if fnmatch.fnmatchcase(metric, pattern))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def tolerance_for(metric: str, reference: Any, loosen: float | None = None) -> Tolerance:
-    """Return the tolerance :data:`TOLERANCES` gives ``metric``; text, bools and ints are exact (``cxrkit reproduce``)."""
-    kind, value = next((k, v) for pattern, k, v in TOLERANCES if fnmatch.fnmatchcase(metric, pattern))
+    """Return the same-machine tolerance of ``metric`` (``--exact``): text, bools and ints exact, numbers within :data:`SAME_MACHINE_ABS`."""
+    kind, _ = metric_rule(metric)
     if kind == "timing":
         return Tolerance("timing")
     if kind == "exact" or not isinstance(reference, float):  # str, bool, int, None: exact
         return Tolerance("exact")
-    return Tolerance("abs", max(value, loosen) if loosen is not None else value)
+    if loosen is not None and loosen > SAME_MACHINE_ABS:
+        return Tolerance("abs", loosen, "--tolerance")
+    return Tolerance("abs", SAME_MACHINE_ABS)
+
+
+def spread_tolerance(metric: str, stats: dict[str, Any], reference: Any = None,
+                     loosen: float | None = None) -> Tolerance:
+    """Return the tolerance a metric's spread over seeds gives it: ``max(SPREAD_K·SD, max - min, floor)`` for a number (``cxrkit reproduce``)."""
+    kind, floor = metric_rule(metric)
+    if kind == "timing":
+        return Tolerance("timing")
+    if "mean" not in stats:
+        return Tolerance("among")
+    if kind == "exact" or (_is_number(reference) and not isinstance(reference, float)) or \
+            all(isinstance(v, int) and not isinstance(v, bool) for v in stats["values"] if v is not None):
+        return Tolerance("exact")
+    terms = [(SPREAD_K * float(stats["sd"]), f"{SPREAD_K:g} SD"), (float(stats["max"]) - float(stats["min"]), "range"),
+             (floor, "floor")]
+    if loosen is not None:
+        terms.append((float(loosen), "--tolerance"))
+    value, source = max(terms, key=lambda t: t[0])
+    return Tolerance("abs", value, source)
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the reproduction table: a metric of a notebook, both values, their difference and the verdict."""
+    """One line of the reproduction table: a metric of a notebook, its values, the spread mean, the difference and the verdict."""
 
     notebook: str
     metric: str
@@ -72,45 +133,79 @@ class Row:
     difference: float | None
     tolerance: Tolerance | None
     verdict: str
+    mean: float | None = None
+    spread: bool = False
 
 
 def _difference(reference: Any, now: Any) -> float | None:
-    numeric = (int, float)
-    if isinstance(reference, numeric) and isinstance(now, numeric) and not isinstance(reference, bool) \
-            and not isinstance(now, bool):
+    if _is_number(reference) and _is_number(now):
         return float(now) - float(reference)
     return None
 
 
-def compare_metric(notebook: str, metric: str, reference: Any, now: Any, loosen: float | None = None) -> Row:
-    """Compare one metric's value now with its reference value under its tolerance (``cxrkit reproduce``)."""
-    tol = tolerance_for(metric, reference, loosen)
-    diff = _difference(reference, now)
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same kind: a count recorded as 4 or 4.0 is one count; a bool is not a number."""
+    if _is_number(a) and _is_number(b):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _within(diff: float | None, tol: Tolerance, reference: Any, now: Any) -> str:
+    if reference is None or now is None or diff is None:  # a NaN is recorded as null
+        return PASS if reference is None and now is None else FAIL
+    return PASS if math.isfinite(diff) and abs(diff) <= tol.value else FAIL
+
+
+def compare_metric(notebook: str, metric: str, reference: Any, now: Any, loosen: float | None = None,
+                   spread: dict[str, Any] | None = None) -> Row:
+    """Compare one metric's value now with its spread over seeds (or, without ``spread``, exactly with the reference) (``cxrkit reproduce``)."""
+    if spread is None:
+        tol = tolerance_for(metric, reference, loosen)
+        diff = _difference(reference, now)
+        if tol.kind == "timing":
+            verdict = TIMING
+        elif tol.kind == "exact":
+            verdict = PASS if _same(reference, now) else FAIL
+        else:
+            verdict = _within(diff, tol, reference, now)
+        return Row(notebook, metric, reference, now, diff, tol, verdict)
+    tol = spread_tolerance(metric, spread, reference, loosen)
+    mean = spread.get("mean")
+    diff = _difference(reference if tol.kind == "exact" else mean, now)  # a count is compared with the reference run
+    values = spread.get("values", [])
     if tol.kind == "timing":
         verdict = TIMING
+    elif tol.kind == "among" or (tol.kind == "exact" and reference is None):
+        verdict = PASS if any(_same(v, now) for v in values) else FAIL
     elif tol.kind == "exact":
-        same = type(reference) is type(now) or (isinstance(reference, (int, float)) and isinstance(now, (int, float))
-                                                and not isinstance(reference, bool) and not isinstance(now, bool))
-        verdict = PASS if same and reference == now else FAIL
-    elif reference is None or now is None or diff is None:  # a NaN is recorded as null
-        verdict = PASS if reference is None and now is None else FAIL
+        verdict = PASS if _same(reference, now) else FAIL
+    elif now is None or mean is None:
+        verdict = PASS if now is None and None in values else FAIL
     else:
-        verdict = PASS if math.isfinite(diff) and abs(diff) <= tol.value else FAIL
-    return Row(notebook, metric, reference, now, diff, tol, verdict)
+        verdict = _within(diff, tol, mean, now)
+    return Row(notebook, metric, reference, now, diff, tol, verdict, mean, True)
 
 
 def compare_runs(reference: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]],
-                 loosen: float | None = None) -> list[Row]:
-    """Compare ``{notebook: {metric: value}}`` now with the reference: every reference metric, plus new ones (``cxrkit reproduce``)."""
+                 loosen: float | None = None, spread: dict[str, dict[str, dict[str, Any]]] | None = None) -> list[Row]:
+    """Compare ``{notebook: {metric: value}}`` now with the spread (or the reference): every recorded metric, plus new ones (``cxrkit reproduce``)."""
     rows: list[Row] = []
-    for notebook, metrics in reference.items():
+    notebooks = list(reference) + [nb for nb in (spread or {}) if nb not in reference]
+    for notebook in notebooks:
+        metrics = reference.get(notebook, {})
+        stats = (spread or {}).get(notebook, {})
+        names = list(metrics) + [m for m in stats if m not in metrics]
         current = now.get(notebook)
-        for metric, value in metrics.items():
+        for metric in names:
+            value, in_spread = metrics.get(metric), stats.get(metric) if spread is not None else None
             if current is None or metric not in current:
-                rows.append(Row(notebook, metric, value, None, None, tolerance_for(metric, value, loosen), MISSING))
+                tol = spread_tolerance(metric, in_spread, value, loosen) if in_spread else \
+                    tolerance_for(metric, value, loosen)
+                rows.append(Row(notebook, metric, value, None, None, tol, MISSING,
+                                in_spread.get("mean") if in_spread else None, bool(in_spread)))
             else:
-                rows.append(compare_metric(notebook, metric, value, current[metric], loosen))
-        for metric in sorted(set(current or {}) - set(metrics)):
+                rows.append(compare_metric(notebook, metric, value, current[metric], loosen, in_spread))
+        for metric in sorted(set(current or {}) - set(names)):
             rows.append(Row(notebook, metric, None, current[metric], None, None, NEW))
     return rows
 
@@ -129,42 +224,62 @@ def _fmt(value: Any) -> str:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """Render the reproduction table: notebook | metric | reference | now | difference | tolerance | verdict."""
-    header = ("notebook", "metric", "reference", "now", "difference", "tolerance", "verdict")
-    body = [(r.notebook, r.metric, _fmt(r.reference), _fmt(r.now),
-             "—" if r.difference is None else f"{r.difference:+.3g}", str(r.tolerance or "—"), r.verdict)
-            for r in rows]
+    """Render the reproduction table; with a spread: notebook | metric | reference | spread mean | now | difference | tolerance | verdict.
+
+    The difference is ``now - spread mean`` for a number compared with its spread, ``now - reference`` otherwise.
+    """
+    with_spread = any(r.spread for r in rows)
+    if with_spread:
+        header = ("notebook", "metric", "reference", "spread mean", "now", "difference", "tolerance", "verdict")
+    else:
+        header = ("notebook", "metric", "reference", "now", "difference", "tolerance", "verdict")
+    body = []
+    for r in rows:
+        diff = "—" if r.difference is None else f"{r.difference:+.3g}"
+        cells = [r.notebook, r.metric, _fmt(r.reference)] + ([_fmt(r.mean)] if with_spread else []) + \
+            [_fmt(r.now), diff, str(r.tolerance or "—"), r.verdict]
+        body.append(cells)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out = [line(header), line(["-" * w for w in widths])] + [line(b) for b in body]
     fails = sum(r.verdict in (FAIL, MISSING) for r in rows)
     compared = sum(r.verdict in (PASS, FAIL, MISSING) for r in rows)
-    out.append(f"{compared - fails}/{compared} metrics reproduced" + (f"; {fails} did not" if fails else ""))
+    rule = (f"numbers within max({SPREAD_K:g} SD, range, floor) of the spread mean over seeds" if with_spread
+            else f"numbers within {SAME_MACHINE_ABS:g} of the reference (same machine)")
+    out.append(f"{compared - fails}/{compared} metrics reproduced" + (f"; {fails} did not" if fails else "")
+               + f" ({rule})")
     return "\n".join(out)
+
+
+def read_json(path: Path, missing_hint: str) -> Any:
+    """Read a JSON file the kit wrote; a missing or broken file is a ``ValueError`` naming it (``cxrkit reproduce``, ``cxrkit spread``)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file — {missing_hint}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
 @dataclass
 class RecordedRun:
-    """A run folder read back: name, profile, seed, parameters, and each notebook's metrics in run order."""
+    """A run folder read back: name, profile, seed, parameters, each notebook's metrics in run order, and its environment report."""
 
     folder: Path
     profile: str
     seed: Any
     parameters: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
+    environment: dict[str, Any] = field(default_factory=dict)
 
 
 def load_run(folder: str | Path) -> RecordedRun:
     """Read ``summary.json`` and each ``<notebook>.record.json`` of a run folder; name the file that is missing or bad."""
     folder = Path(folder)
     summary_path = folder / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{summary_path}: no such file — is {folder} a run folder written by `cxrkit run`?") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{summary_path}: not valid JSON ({err})") from None
+    summary = read_json(summary_path, f"is {folder} a run folder written by `cxrkit run`?")
     metrics: dict[str, dict[str, Any]] = {}
+    environment: dict[str, Any] = {}
     for nb in summary.get("notebooks", []):
         name = nb["notebook"]
         if nb.get("status") != "ok":
@@ -178,18 +293,33 @@ def load_run(folder: str | Path) -> RecordedRun:
         if record.get("seed") != summary.get("seed"):
             raise ValueError(f"{record_path}: seed {record.get('seed')!r} differs from the run's {summary.get('seed')!r}")
         metrics[name] = record.get("metrics", {})
+        environment = environment or dict(record.get("environment") or {})
     if not metrics:
         raise ValueError(f"{summary_path}: the run has no notebooks")
-    return RecordedRun(folder, summary["profile"], summary.get("seed"), dict(summary.get("parameters", {})), metrics)
+    return RecordedRun(folder, summary["profile"], summary.get("seed"), dict(summary.get("parameters", {})), metrics,
+                       environment)
 
 
 def reproduce(reference_dir: str | Path, *, name: str | None = None, runs_dir: Path = REPO_ROOT / "runs",
-              notebooks_dir: Path = REPO_ROOT / "notebooks", loosen: float | None = None,
+              notebooks_dir: Path = REPO_ROOT / "notebooks", loosen: float | None = None, exact: bool = False,
               timeout: int | None = None, echo: Callable[..., Any] = print) -> tuple[list[Row], Path]:
-    """Re-run the reference's notebooks with its parameters and seed, then compare every metric (``make reproduce``)."""
+    """Re-run the reference's notebooks with its parameters and seed, then compare every metric with its spread, or exactly (``make reproduce``)."""
     from cxrkit.runner import NotebookFailed, run_notebooks
+    from cxrkit.spread import SPREAD_FILE, load_spread
 
     ref = load_run(reference_dir)
+    spread = None
+    if not exact:
+        if (Path(reference_dir) / SPREAD_FILE).exists():
+            recorded = load_spread(Path(reference_dir) / SPREAD_FILE)
+            if recorded["profile"] != ref.profile:
+                raise ValueError(f"{Path(reference_dir) / SPREAD_FILE}: a spread of profile {recorded['profile']!r}, "
+                                 f"but the reference run is profile {ref.profile!r}")
+            spread = recorded["metrics"]
+            echo(f"tolerances from the spread over seeds {recorded['seeds']} ({SPREAD_FILE})")
+        else:
+            echo(f"note: {reference_dir} has no {SPREAD_FILE}; comparing exactly (within {SAME_MACHINE_ABS:g}, "
+                 "right only on the machine that recorded it)")
     name = name or f"reproduce-{Path(reference_dir).name}"
     overrides = {k: v for k, v in ref.parameters.items() if k != "profile"}
     overrides.setdefault("seed", ref.seed)
@@ -201,7 +331,7 @@ def reproduce(reference_dir: str | Path, *, name: str | None = None, runs_dir: P
     except NotebookFailed as err:
         echo(f"error: {err}")
     now = load_run_metrics(Path(runs_dir) / name)
-    return compare_runs(ref.metrics, now, loosen), Path(runs_dir) / name
+    return compare_runs(ref.metrics, now, loosen, spread), Path(runs_dir) / name
 
 
 def load_run_metrics(folder: Path) -> dict[str, dict[str, Any]]:
@@ -210,29 +340,45 @@ def load_run_metrics(folder: Path) -> dict[str, dict[str, Any]]:
             for p in sorted(Path(folder).glob("*.record.json"))}
 
 
+def environment_lines(reference_dir: str | Path, run_folder: str | Path) -> list[str]:
+    """The environment facts that differ between the reference run and a re-run (from their run records), as printed before the table (``cxrkit reproduce``)."""
+    from cxrkit.repro import environment_differences, environment_report
+
+    reference = load_run(reference_dir).environment
+    records = sorted(Path(run_folder).glob("*.record.json"))
+    now = json.loads(records[0].read_text()).get("environment") if records else None
+    now = now or environment_report().as_dict()
+    if not reference:
+        return [f"environment: {reference_dir} records none to compare with"]
+    diffs = environment_differences(reference, now)
+    return ["environment: same as the reference"] if not diffs else \
+        ["environment differs from the reference:"] + [f"  {line}" for line in diffs]
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         rows, folder = reproduce(args.reference, name=args.name, runs_dir=Path(args.runs),
-                                 notebooks_dir=Path(args.notebooks), loosen=args.tolerance,
+                                 notebooks_dir=Path(args.notebooks), loosen=args.tolerance, exact=args.exact,
                                  timeout=args.cell_timeout)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    table = format_table(rows)
-    print(table)
-    (folder / "reproduction.txt").write_text(table + "\n")
+    text = "\n".join(environment_lines(args.reference, folder) + ["", format_table(rows)])
+    print(text)
+    (folder / "reproduction.txt").write_text(text + "\n")
     return 0 if passed(rows) else 1
 
 
 def register(subparsers: Any) -> None:
     """Add ``cxrkit reproduce`` to the command line."""
-    p = subparsers.add_parser("reproduce", help="re-run a recorded run and compare every metric with it")
+    p = subparsers.add_parser("reproduce", help="re-run a recorded run and compare every metric with its spread over seeds")
     p.add_argument("reference", nargs="?", default=str(REPO_ROOT / "reference" / "class"),
-                   help="the recorded run folder (default: reference/class)")
+                   help="the recorded run folder, with spread.json (default: reference/class)")
     p.add_argument("--name", help="run folder for the re-execution (default: reproduce-<reference name>)")
+    p.add_argument("--exact", action="store_true",
+                   help=f"same-machine mode: every number within {SAME_MACHINE_ABS:g} of the reference run's value")
     p.add_argument("--tolerance", type=float, default=None,
-                   help=f"loosen every numeric tolerance to this absolute value (default {SAME_MACHINE_ABS:g}, "
-                        "for the machine that recorded the reference)")
+                   help="loosen every numeric tolerance to at least this absolute value (either mode)")
     p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="notebook folder")
     p.add_argument("--runs", default=str(REPO_ROOT / "runs"), help="folder that holds run folders")
     p.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: no limit)")

@@ -199,16 +199,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_notebook_options(p: argparse.ArgumentParser, param_help: str) -> None:
+    """Add the options every command that runs the notebooks takes: profile, only, -p, notebook folder, cell timeout."""
+    p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="parameter set (default: class)")
+    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,03 (default: every notebook)")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), help=param_help)
+    p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="notebook folder")
+    p.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: no limit)")
+
+
 def register(subparsers: Any) -> None:
     """Add ``cxrkit run`` to the command line."""
     p = subparsers.add_parser("run", help="run the notebooks in order with papermill into runs/<name>/")
-    p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="parameter set (default: class)")
+    add_notebook_options(p, "override one parameter (repeatable), e.g. -p seed 1")
     p.add_argument("--name", help="run folder name under runs/ (default: a timestamp)")
-    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,03")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="override one parameter (repeatable), e.g. -p seed 1")
-    p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="notebook folder")
     p.add_argument("--runs", default=str(REPO_ROOT / "runs"), help="folder that holds run folders")
-    p.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: no limit)")
     p.add_argument("--no-report", action="store_true", help="skip runs/<name>/report.html")
     p.set_defaults(func=_cmd_run)

@@ -79,6 +79,31 @@ def test_environment_report_names_the_essentials():
     assert "torch" in str(repro.environment_report())
 
 
+def test_environment_report_records_what_moves_the_last_digits(monkeypatch):
+    import numpy
+
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    facts = repro.environment_report().as_dict()
+    assert facts["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert facts["numpy"] == numpy.__version__ and facts["torch"] == torch.__version__
+    assert facts["threads"] == torch.get_num_threads() and facts["interop_threads"] == torch.get_num_interop_threads()
+    assert facts["ATEN_CPU_CAPABILITY"] == "default" and "MKL_NUM_THREADS" not in facts
+    blas = torch.__config__.show()
+    assert facts["torch_blas"].split()[0].lower() in blas.lower() and facts["numpy_blas"]
+    assert facts["openmp"].startswith("OpenMP") == ("OpenMP" in blas)
+    assert facts["cpu_model"] and all("\n" not in str(v) for v in facts.values())  # one line each
+    assert len(str(repro.environment_report()).splitlines()) == len(facts)
+
+
+def test_environment_differences_name_each_fact_that_differs():
+    ref = {"cpu_capability": "AVX512", "threads": 2, "torch": "2.4", "git_commit": "a"}
+    now = {"cpu_capability": "AVX2", "threads": 2, "torch": "2.4", "git_commit": "b", "OMP_NUM_THREADS": "1"}
+    assert repro.environment_differences(ref, now) == ["cpu_capability: AVX512 (reference) vs AVX2 (now)",
+                                                       "OMP_NUM_THREADS: — (reference) vs 1 (now)"]
+    assert repro.environment_differences(ref, dict(ref)) == []
+
+
 def test_run_record_content(tmp_path, monkeypatch):
     import plotly.graph_objects as go
 

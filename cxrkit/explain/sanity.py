@@ -116,10 +116,11 @@ SHUFFLED_RECIPE_VERSION = 1
 
 
 def _shuffled_key(P: Mapping, epochs: int) -> dict:
+    from cxrkit.artifacts import artifact_code_version
     from cxrkit.recipes.image import image_model_key
 
     return {**image_model_key(dict(P)), "shuffled_labels": True, "shuffle_epochs": int(epochs),
-            "shuffled_recipe": SHUFFLED_RECIPE_VERSION}
+            "shuffled_recipe": SHUFFLED_RECIPE_VERSION, "shuffled_code": artifact_code_version("shuffled_label_models")}
 
 
 def _fingerprint(rows: pd.DataFrame, targets: np.ndarray) -> str:

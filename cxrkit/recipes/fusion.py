@@ -130,12 +130,14 @@ def encoder_outputs(model: EarlyFusion | CrossAttentionFusion, images_uint8: np.
 
 
 def fusion_model_key(P: dict[str, Any], method: str, source: str | None = None) -> dict[str, Any]:
-    """Return what identifies a trained fusion model: the method, both submodels' keys, the fusion knobs and the recipe version (notebook 04)."""
+    """Return what identifies a trained fusion model: the method, both submodels' keys, the fusion knobs, the recipe and code versions (notebook 04)."""
+    from cxrkit.artifacts import artifact_code_version
+
     source = source if source is not None else str(_knob(P, "text_source"))
     return {"method": method, "image": image_model_key(P), "text": text_model_key(P, source),
             "fusion_epochs": int(_knob(P, "fusion_epochs")),
             "joint_epochs": int(_knob(P, "joint_epochs")) if method == "joint" else None,
-            "settings": FUSION_SETTINGS, "recipe": RECIPE_VERSION}
+            "settings": FUSION_SETTINGS, "recipe": RECIPE_VERSION, "code": artifact_code_version("fusion_models")}
 
 
 def fusion_model_dir(P: dict[str, Any], method: str, source: str | None = None) -> Path:

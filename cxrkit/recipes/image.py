@@ -184,11 +184,14 @@ def image_predictions(model: nn.Module, loaders: ImageLoaders, splits: Sequence[
 # ------------------------------------------------------------------------------------------ artifacts
 
 def image_model_key(P: dict[str, Any]) -> dict[str, Any]:
-    """Return the parameters that identify a trained image model: :data:`IMAGE_MODEL_KNOBS` and the recipe version (notebook 02)."""
+    """Return what identifies a trained image model: :data:`IMAGE_MODEL_KNOBS`, the recipe version and the code versions of the recipe and of its data (notebook 02)."""
+    from cxrkit.artifacts import artifact_code_version, data_code_version
+
     key = {name: _knob(P, name) for name in IMAGE_MODEL_KNOBS}
     if key["data_root"] is not None:
         key["data_root"] = str(Path(key["data_root"]).expanduser().resolve())
-    return {**key, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION}
+    return {**key, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION,
+            "code": artifact_code_version("image_models"), "data_code": data_code_version(key)}
 
 
 def image_model_dir(P: dict[str, Any]) -> Path:

@@ -278,7 +278,9 @@ def text_predictions(model: nn.Module, data: TextData, splits: Sequence[str] = (
 
 def text_model_key(P: dict[str, Any], source: str | None = None, pretrained: bool = False, *,
                    arch: str = "cnn") -> dict[str, Any]:
-    """Return the parameters that identify a trained text model: :data:`TEXT_MODEL_KNOBS`, source, pretrained, architecture, recipe version (notebook 03)."""
+    """Return what identifies a trained text model: :data:`TEXT_MODEL_KNOBS`, source, pretrained, architecture, recipe version, code versions of the recipe and its data (notebook 03)."""
+    from cxrkit.artifacts import artifact_code_version, data_code_version
+
     source = _check_source(source if source is not None else str(_knob(P, "text_source")))
     _check_arch(arch, bool(pretrained))
     key = {name: _knob(P, name) for name in TEXT_MODEL_KNOBS}
@@ -286,7 +288,8 @@ def text_model_key(P: dict[str, Any], source: str | None = None, pretrained: boo
         key["data_root"] = str(Path(key["data_root"]).expanduser().resolve())
     settings = dict(MINILM_SETTINGS) if arch == "minilm" else {**CNN_SETTINGS, "embed_init_std": EMBED_INIT_STD}
     return {**key, "source": source, "pretrained": bool(pretrained), "arch": arch, "settings": settings,
-            "max_len_quantile": MAX_LEN_QUANTILE, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION}
+            "max_len_quantile": MAX_LEN_QUANTILE, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION,
+            "code": artifact_code_version("text_models"), "data_code": data_code_version(key)}
 
 
 def text_model_dir(P: dict[str, Any], source: str | None = None, pretrained: bool = False, *, arch: str = "cnn") -> Path:
