@@ -182,3 +182,31 @@ def test_small_cnn_shapes_and_feature_map():
     assert model(x).shape == (2, 5)
     assert maps[0].shape == (2, 32, 16, 16)  # 128 / 8, 4 × width channels
     assert torch.allclose(model.features(x), maps[0].mean(dim=(2, 3)))
+
+
+# ------------------------------------------------------------------------------------ SmallCNN heads
+
+@pytest.mark.parametrize("head", ["gap", "gapmax", "lse"])
+def test_small_cnn_heads_share_the_interface(head):
+    from cxrkit.models.image import SmallCNN
+
+    model = SmallCNN(num_outputs=3, width=8, head=head).eval()
+    x = torch.rand(2, 1, 64, 64)
+    assert model(x).shape == (2, 3) and model.embed(x).shape == (2, model.embedding_dim)
+    assert isinstance(model.last_conv, torch.nn.Conv2d if head == "lse" else torch.nn.Sequential)
+    with pytest.raises(ValueError, match="head must be one of"):
+        SmallCNN(num_outputs=3, head="attention")
+
+
+def test_lse_pooling_runs_from_the_mean_to_the_maximum_of_the_class_map():
+    from cxrkit.models.image import SmallCNN
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 64, 64, dtype=torch.float64)
+    soft = SmallCNN(num_outputs=3, width=8, head="lse", lse_r=1e-3).double().eval()
+    assert torch.allclose(soft(x), soft.class_map(x).mean((2, 3)), atol=1e-6)
+    hard = SmallCNN(num_outputs=3, width=8, head="lse", lse_r=1e4).double().eval()
+    assert torch.allclose(hard(x), hard.class_map(x).amax((2, 3)), atol=1e-3)
+    with pytest.raises(TypeError, match="lse"):
+        SmallCNN(num_outputs=3, width=8).class_map(x.float())
+

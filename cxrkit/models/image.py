@@ -13,6 +13,7 @@ Taught in notebook 02 (image CNN).
 """
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..errors import CxrkitError
 __all__ = [
     "IMAGE_MODELS",
     "SmallCNN",
+    "SMALL_CNN_HEADS",
     "VGG16",
     "ResNet18",
     "DenseNet121",
@@ -49,24 +51,39 @@ def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> nn.
     )
 
 
+#: The pooling heads :class:`SmallCNN` offers (notebook 02).
+SMALL_CNN_HEADS = ("gap", "gapmax", "lse")
+
+
 class SmallCNN(nn.Module):
     """A five-block CNN that trains on a laptop CPU in minutes at 128×128 (notebook 02).
 
     The stem is strided (a 5×5 convolution with stride 2), because full-resolution early
     convolutions dominate the cost on a CPU. Two more stride-2 blocks bring a 128×128 input to
-    16×16, where two more blocks widen the features; the last one (``last_conv``) keeps a 16×16
-    map so Grad-CAM stays usefully sharp. Global average pooling, dropout and one linear layer
-    give one logit per label.
+    16×16, where two more blocks widen the features; the last one keeps a 16×16 map so Grad-CAM
+    stays usefully sharp. The ``head`` turns that map into one logit per label:
+
+    * ``"gap"`` — global average pooling, dropout, one linear layer (the classic CNN classifier);
+    * ``"gapmax"`` — average *and* maximum pooling side by side, then one linear layer;
+    * ``"lse"`` — a 1×1 convolution gives a **class-evidence map** per label (``class_map``), pooled by
+      log-sum-exp, ``(1/r)·log(mean(exp(r·s)))``: between the mean (r → 0) and the maximum (r → ∞), so a
+      small finding that lights up a few cells moves the logit (Wang et al. 2017 pooled ChestX-ray8 maps
+      this way). Its ``last_conv`` is that 1×1 convolution, so Grad-CAM there is the class-evidence map.
     """
 
     first_conv_key = "stem.0.weight"
     head_prefix = "head."
 
-    def __init__(self, in_channels: int = 1, num_outputs: int = 14, width: int = 32, dropout: float = 0.2):
+    def __init__(self, in_channels: int = 1, num_outputs: int = 14, width: int = 32, dropout: float = 0.2,
+                 head: str = "gap", lse_r: float = 5.0):
         super().__init__()
         if num_outputs < 1 or width < 1 or in_channels < 1:
             raise ValueError(f"SmallCNN needs positive sizes, got in_channels={in_channels}, "
                              f"num_outputs={num_outputs}, width={width}")
+        if head not in SMALL_CNN_HEADS:
+            raise ValueError(f"SmallCNN head must be one of {SMALL_CNN_HEADS}, got {head!r}")
+        if lse_r <= 0:
+            raise ValueError(f"lse_r must be > 0, got {lse_r!r}")
         w = width
         self.stem = conv_bn_relu(in_channels, w, kernel=5, stride=2)  # H/2
         self.blocks = nn.Sequential(
@@ -76,22 +93,37 @@ class SmallCNN(nn.Module):
             conv_bn_relu(4 * w, 4 * w),
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(4 * w, num_outputs)
-        self.embedding_dim = 4 * w
+        self.head_kind, self.lse_r = head, float(lse_r)
+        self.embedding_dim = 4 * w * (2 if head == "gapmax" else 1)
+        self.head = nn.Conv2d(4 * w, num_outputs, 1) if head == "lse" else nn.Linear(self.embedding_dim, num_outputs)
 
     @property
     def last_conv(self) -> nn.Module:
-        """The last conv-BN-ReLU block (its output is the map Grad-CAM weighs)."""
-        return self.blocks[-1]
+        """The layer Grad-CAM weighs: the last conv block, or the 1×1 class-evidence convolution of the ``"lse"`` head."""
+        return self.head if self.head_kind == "lse" else self.blocks[-1]
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """Return the last block's ``B×4w×h×w`` feature map (16×16 for a 128×128 film)."""
+        return self.blocks(self.stem(x))
 
     def features(self, x: Tensor) -> Tensor:
-        """Return the pooled ``B×embedding_dim`` embedding, before dropout and the head."""
-        return self.blocks(self.stem(x)).mean(dim=(2, 3))
+        """Return the pooled ``B×embedding_dim`` embedding (average, or average and maximum, of the feature map)."""
+        f = self.feature_map(x)
+        return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], 1) if self.head_kind == "gapmax" else f.mean(dim=(2, 3))
 
     embed = features  # the name every image model in the kit shares
 
+    def class_map(self, x: Tensor) -> Tensor:
+        """Return the ``"lse"`` head's ``B×K×h×w`` class-evidence map, whose log-sum-exp pooling is the logit."""
+        if self.head_kind != "lse":
+            raise TypeError(f"class_map needs the 'lse' head; this SmallCNN has head={self.head_kind!r}")
+        return self.head(self.dropout(self.feature_map(x)))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.dropout(self.features(x)))
+        if self.head_kind != "lse":
+            return self.head(self.dropout(self.features(x)))
+        s = self.class_map(x).flatten(2)  # B×K×(h·w)
+        return (torch.logsumexp(self.lse_r * s, dim=2) - math.log(s.shape[2])) / self.lse_r
 
 
 def _fresh_first_conv(old: nn.Conv2d, in_channels: int) -> nn.Conv2d:
