@@ -151,17 +151,19 @@ def test_comparison_gain_choice_and_figure():
 
 # ------------------------------------------------------------------------------------------ layer-level fusion
 
-def _submodels(k: int = 3, vocab: int = 30):
+def _submodels(k: int = 3, vocab: int = 30, head: str = "gap"):
     torch.manual_seed(0)
-    image, text = SmallCNN(num_outputs=k, width=8).eval(), TextCNN(vocab, embed_dim=8, num_outputs=k, channels=4).eval()
+    image = SmallCNN(num_outputs=k, width=8, head=head).eval()
+    text = TextCNN(vocab, embed_dim=8, num_outputs=k, channels=4).eval()
     x = torch.rand(4, 1, 32, 32)
     ids = torch.randint(2, vocab, (4, 7))
     ids[:, 5:] = 0
     return image, text, x, ids
 
 
-def test_joint_fusion_starts_from_the_submodels():
-    image, text, x, ids = _submodels()
+@pytest.mark.parametrize("head", ["gap", "gapmax", "lse"])
+def test_joint_fusion_starts_from_the_submodels(head):
+    image, text, x, ids = _submodels(head=head)
     joint = JointFusion(image, text).eval()
     for mine, theirs in zip(joint.image_model.state_dict().values(), image.state_dict().values()):
         assert torch.equal(mine, theirs)
@@ -173,8 +175,9 @@ def test_joint_fusion_starts_from_the_submodels():
     assert joint.image_model is not image and all(p.requires_grad for p in joint.parameters())
 
 
-def test_early_and_attention_fusion_freeze_their_encoders():
-    image, text, x, ids = _submodels()
+@pytest.mark.parametrize("head", ["gap", "gapmax", "lse"])
+def test_early_and_attention_fusion_freeze_their_encoders(head):
+    image, text, x, ids = _submodels(head=head)
     for model in (EarlyFusion(image, text, 3, hidden=8), CrossAttentionFusion(image, text, 3, dim=8, heads=2, grid=4)):
         model.train()
         assert not model.image_model.training and not model.text_model.training

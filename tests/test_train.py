@@ -87,6 +87,9 @@ def test_balanced_pos_weight():
     w = balanced_pos_weight(labels)
     assert torch.allclose(w, torch.tensor([3.0, 3.0, 1.0]))  # col 2 has no negative → 1
     assert balanced_pos_weight(np.array([[1.0], [0.0], [0.0]]), max_weight=1.5).item() == 1.5
+    assert torch.allclose(balanced_pos_weight(labels, power=0.5), torch.tensor([3.0 ** 0.5, 3.0 ** 0.5, 1.0]))
+    with pytest.raises(ValueError, match="power"):
+        balanced_pos_weight(labels, power=-1)
 
 
 # ------------------------------------------------------------------------------ data and augment
@@ -259,6 +262,11 @@ def test_fit_dict_inputs_policy_and_balanced_weights():
     history = fit(_TwoInput(), batches, batches, epochs=2, pos_weight="balanced", uncertainty="zeros", device="cpu",
                   progress=False)
     assert history.settings["pos_weight"] == pytest.approx(balanced_pos_weight(apply_uncertainty_policy(y, "zeros")).tolist())
+    half = fit(_TwoInput(), batches, None, epochs=1, pos_weight="sqrt_balanced", uncertainty="zeros", device="cpu",
+               progress=False)
+    assert half.settings["pos_weight"] == pytest.approx(np.sqrt(history.settings["pos_weight"]).tolist())
+    with pytest.raises(ValueError, match="pos_weight must be one of"):
+        fit(_TwoInput(), batches, None, pos_weight="inverse", device="cpu", progress=False)
     with pytest.raises(ValueError, match="not both"):
         fit(_TwoInput(), batches, None, loss=recording_loss, pos_weight="balanced", device="cpu", progress=False)
     with pytest.raises(ValueError, match="uncertainty policy"):

@@ -41,7 +41,9 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 
 
 def image_feature_map(image_model: nn.Module, images: Tensor) -> Tensor:
-    """Return the ``B×C×h×w`` output of ``image_model.last_conv`` for ``images`` (one forward pass; notebook 04)."""
+    """Return the image model's last ``B×C×h×w`` feature map: its ``feature_map(x)``, else the output of ``last_conv`` (notebook 04)."""
+    if hasattr(image_model, "feature_map"):
+        return image_model.feature_map(images)
     if not hasattr(image_model, "last_conv"):
         raise TypeError(f"{type(image_model).__name__} has no last_conv; cross-attention needs its last feature map")
     store: dict[str, Tensor] = {}
@@ -89,6 +91,15 @@ def _image_dim(image_model: nn.Module) -> int:
     return int(dim)
 
 
+def _num_outputs(model: nn.Module) -> int:
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Linear):
+        return head.out_features
+    if isinstance(head, nn.Conv2d):
+        return head.out_channels
+    raise TypeError(f"{type(model).__name__}.head is {type(head).__name__}; joint fusion needs a linear or 1×1-convolution head")
+
+
 class _FrozenEncoders(nn.Module):
     """Two frozen encoders that stay in eval mode whatever ``train()`` says."""
 
@@ -132,13 +143,22 @@ class EarlyFusion(_FrozenEncoders):
         return self.head_forward(self.encode(images, input_ids, attention_mask))
 
 
-class JointFusion(nn.Module):
-    """Both trained encoders fine-tuned end to end through one shared linear head, initialised to the mean of the two heads (notebook 04).
+def logits_and_embedding(model: nn.Module, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+    """Return a submodel's ``(logits, pooled embedding)``: one pass where it offers ``logits_and_embedding``, else two (notebook 04)."""
+    if hasattr(model, "logits_and_embedding"):
+        return model.logits_and_embedding(*inputs)
+    embed = model.embed if hasattr(model, "embed") else model.features
+    return model(*inputs), embed(*inputs)
 
-    At initialisation (and in eval mode) ``JointFusion(img, txt)(x, ids)`` equals
-    ``(img(x) + txt(ids)) / 2`` exactly: the head's weight is ``[W_img / 2 | W_txt / 2]`` and its bias
-    ``(b_img + b_txt) / 2``. Training then moves all weights together. The submodels given are copied,
-    never modified.
+
+class JointFusion(nn.Module):
+    """Both trained encoders fine-tuned end to end; the fused logit starts as the mean of the two submodels' logits (notebook 04).
+
+    ``JointFusion(img, txt)(x, ids) = (img(x) + txt(ids)) / 2 + W·[e_img(x), e_txt(ids)] + b``: the mean of the
+    two trained models' logits plus a linear correction read from both pooled embeddings, which starts at zero.
+    So at initialisation (and in eval mode) it predicts exactly the mean of the two submodels; training then moves
+    all weights together — the encoders, their heads and the correction. The submodels given are copied, never
+    modified. Any image head works (a linear layer on pooled features, or a pooled class-evidence map).
     """
 
     def __init__(self, image_model: nn.Module, text_model: nn.Module, dropout: float = 0.2):
@@ -147,25 +167,21 @@ class JointFusion(nn.Module):
         self.text_model = copy.deepcopy(text_model)
         for p in list(self.image_model.parameters()) + list(self.text_model.parameters()):
             p.requires_grad_(True)
-        img_head, txt_head = self.image_model.head, self.text_model.head
-        if not isinstance(img_head, nn.Linear) or not isinstance(txt_head, nn.Linear):
-            raise TypeError("joint fusion starts from the submodels' linear heads (model.head); "
-                            f"got {type(img_head).__name__} and {type(txt_head).__name__}")
-        if img_head.out_features != txt_head.out_features:
-            raise ValueError(f"the image model predicts {img_head.out_features} labels, the text model "
-                             f"{txt_head.out_features}: they must predict the same labels")
+        n_image, n_text = _num_outputs(self.image_model), _num_outputs(self.text_model)
+        if n_image != n_text:
+            raise ValueError(f"the image model predicts {n_image} labels, the text model {n_text}: "
+                             "they must predict the same labels")
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(img_head.in_features + txt_head.in_features, img_head.out_features)
-        with torch.no_grad():
-            self.head.weight.copy_(torch.cat([img_head.weight, txt_head.weight], dim=1) / 2)
-            self.head.bias.copy_((img_head.bias + txt_head.bias) / 2)
-
-    def features(self, images: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Return the concatenated pooled features of both encoders (``B×(image_dim+text_dim)``)."""
-        return torch.cat([self.image_model.embed(images), self.text_model.features(input_ids, attention_mask)], dim=1)
+        self.head = nn.Linear(_image_dim(self.image_model) + _text_dim(self.text_model), n_image)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, images: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return self.head(self.dropout(self.features(images, input_ids, attention_mask)))
+        image_logits, image_embedding = logits_and_embedding(self.image_model, images)
+        text_args = (input_ids,) if attention_mask is None else (input_ids, attention_mask)
+        text_logits, text_embedding = logits_and_embedding(self.text_model, *text_args)
+        correction = self.head(self.dropout(torch.cat([image_embedding, text_embedding], dim=1)))
+        return (image_logits + text_logits) / 2 + correction
 
 
 class CrossAttentionFusion(_FrozenEncoders):
@@ -179,7 +195,7 @@ class CrossAttentionFusion(_FrozenEncoders):
     def __init__(self, image_model: nn.Module, text_model: nn.Module, num_outputs: int, dim: int = 64, heads: int = 4,
                  grid: int = 8, dropout: float = 0.3):
         super().__init__(image_model, text_model)
-        channels = _image_dim(image_model)
+        channels = int(getattr(image_model, "feature_channels", _image_dim(image_model)))  # channels of the feature map
         text_dim = _text_dim(text_model)
         self.grid = int(grid)
         self.region_proj = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, dim))

@@ -94,6 +94,7 @@ class SmallCNN(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.head_kind, self.lse_r = head, float(lse_r)
+        self.feature_channels = 4 * w
         self.embedding_dim = 4 * w * (2 if head == "gapmax" else 1)
         self.head = nn.Conv2d(4 * w, num_outputs, 1) if head == "lse" else nn.Linear(self.embedding_dim, num_outputs)
 
@@ -108,8 +109,7 @@ class SmallCNN(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Return the pooled ``B×embedding_dim`` embedding (average, or average and maximum, of the feature map)."""
-        f = self.feature_map(x)
-        return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], 1) if self.head_kind == "gapmax" else f.mean(dim=(2, 3))
+        return self.logits_and_embedding(x)[1]
 
     embed = features  # the name every image model in the kit shares
 
@@ -119,11 +119,17 @@ class SmallCNN(nn.Module):
             raise TypeError(f"class_map needs the 'lse' head; this SmallCNN has head={self.head_kind!r}")
         return self.head(self.dropout(self.feature_map(x)))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def logits_and_embedding(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(logits, pooled embedding)`` from one pass through the network (joint fusion needs both)."""
+        f = self.feature_map(x)
+        pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], 1) if self.head_kind == "gapmax" else f.mean(dim=(2, 3))
         if self.head_kind != "lse":
-            return self.head(self.dropout(self.features(x)))
-        s = self.class_map(x).flatten(2)  # B×K×(h·w)
-        return (torch.logsumexp(self.lse_r * s, dim=2) - math.log(s.shape[2])) / self.lse_r
+            return self.head(self.dropout(pooled)), pooled
+        s = self.head(self.dropout(f)).flatten(2)  # B×K×(h·w): the class-evidence map
+        return (torch.logsumexp(self.lse_r * s, dim=2) - math.log(s.shape[2])) / self.lse_r, pooled
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logits_and_embedding(x)[0]
 
 
 def _fresh_first_conv(old: nn.Conv2d, in_channels: int) -> nn.Conv2d:

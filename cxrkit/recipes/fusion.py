@@ -27,7 +27,7 @@ from cxrkit.metrics import predictions_table
 from cxrkit.models.fusion import FUSION_MODELS, CrossAttentionFusion, EarlyFusion, JointFusion
 from cxrkit.paths import artifact_dir
 from cxrkit.profiles import CLASS
-from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_fit_settings, image_model_key,
+from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_model_key,
                                   image_targets, trained_image_model)
 from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
                                   write_training_files)
@@ -247,9 +247,8 @@ def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *
         sets = {s: FusionDataset(d.films, d.text, d.targets, augment=augment if s == "train" else None)
                 for s, d in data.items()}
         trainee: nn.Module = model
-        speed = {k: v for k, v in image_fit_settings(P).items() if k in ("amp", "channels_last")}  # bf16 where native
         settings.update(epochs=int(_knob(P, "joint_epochs")), lr=FUSION_SETTINGS["joint_lr"],
-                        bn_refresh_batches=BN_REFRESH_BATCHES, **speed)
+                        bn_refresh_batches=BN_REFRESH_BATCHES)
     else:
         cached = {s: encoder_outputs(model, d.films, d.text) for s, d in data.items()}
         scaled = cached["train"]["features"] if method == "early" else cached["train"]["pooled"]

@@ -40,7 +40,6 @@ __all__ = [
     "image_loaders",
     "new_image_model",
     "image_fit_settings",
-    "cpu_has_native_bf16",
     "image_predictions",
     "image_model_key",
     "image_model_dir",
@@ -52,7 +51,8 @@ __all__ = [
 #: The parameters that change the trained image model; the artifact folder is keyed by them.
 IMAGE_MODEL_KNOBS: tuple[str, ...] = (
     "dataset", "data_root", "patients", "difficulty", "confounders", "image_size", "data_seed", "seed",
-    "image_model", "epochs", "batch_size", "lr", "weight_decay", "uncertainty", "augment", "patience",
+    "image_model", "image_width", "image_head", "epochs", "schedule", "pos_weight", "batch_size", "lr",
+    "weight_decay", "uncertainty", "augment", "patience",
 )
 
 #: Bumped whenever the recipe itself changes (targets, loaders, augmentation, fit settings), so old artifacts are not reused.
@@ -61,7 +61,8 @@ RECIPE_VERSION = 1
 #: Batch size for prediction-only passes (no gradients, so bigger batches are cheap).
 EVAL_BATCH_SIZE = 256
 
-#: Training batches whose inputs re-estimate the batch-norm statistics after every epoch (``fit(bn_refresh_batches=…)``).
+#: Training batches whose inputs re-estimate the batch-norm statistics after every epoch under a constant learning
+#: rate (``fit(bn_refresh_batches=…)``); a one-cycle schedule anneals to ~0, so the running statistics settle themselves.
 BN_REFRESH_BATCHES = 4
 
 _FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
@@ -137,41 +138,42 @@ def image_loaders(P: dict[str, Any], prepared: Any, labels: Sequence[str] = MODE
 def new_image_model(P: dict[str, Any], num_outputs: int = len(MODEL_LABELS), **options: Any) -> nn.Module:
     """Build ``P["image_model"]`` with weights initialised from ``P["seed"]``, so the same seed gives the same start (notebook 02).
 
+    The small CNN takes its width and head from ``P["image_width"]`` and ``P["image_head"]`` (``options`` win).
     The global random state is left as it was.
     """
+    name = str(_knob(P, "image_model"))
+    if name == "small_cnn":
+        options = {"width": int(_knob(P, "image_width")), "head": str(_knob(P, "image_head")), **options}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(_knob(P, "seed")))
-        return build_image_model(str(_knob(P, "image_model")), num_outputs, **options)
+        return build_image_model(name, num_outputs, **options)
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU advertises bfloat16 instructions (Intel AMX or AVX512-BF16, AMD Zen 4); Linux only (notebook 02)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
-
-
-def image_fit_settings(P: dict[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
+def image_fit_settings(P: dict[str, Any]) -> dict[str, Any]:
     """Return the keyword arguments notebook 02 passes to :func:`cxrkit.train.fit` for profile ``P`` (notebook 02).
 
-    On a CPU with native bfloat16 (:func:`cpu_has_native_bf16`) training runs in bf16 autocast with
-    channels-last memory — about twice the images/s there, and slower on CPUs without it, so only
-    then; on CUDA ``fit`` does the same by default. Predictions stay in float32.
+    The class recipe: AdamW under a one-cycle learning-rate schedule (``P["schedule"]``), rare labels'
+    positives weighed by ``P["pos_weight"]``, in float32 on every CPU (bf16 autocast would be faster on CPUs
+    with native bf16 but rounds differently from the fp32 other CPUs run, which moves results between
+    machines; pass ``amp="bf16"`` to ``fit`` to choose speed). Under a scheduled learning rate the run always
+    completes its epochs — stopping early would cut the annealing that makes the last weights good — and the
+    best validation epoch is restored; under a constant one, ``P["patience"]`` epochs without improvement stop
+    it and batch-norm statistics are refreshed after each epoch (``fit(bn_refresh_batches=…)``).
     """
-    settings: dict[str, Any] = dict(
+    schedule = str(_knob(P, "schedule"))
+    constant = schedule == "constant"
+    pos_weight = _knob(P, "pos_weight")
+    return dict(
         epochs=int(_knob(P, "epochs")),
         lr=float(_knob(P, "lr")),
         weight_decay=float(_knob(P, "weight_decay")),
         uncertainty=str(_knob(P, "uncertainty")),
-        early_stopping_patience=int(_knob(P, "patience")),
+        pos_weight=None if pos_weight in (None, "none") else str(pos_weight),
+        schedule=schedule,
+        early_stopping_patience=int(_knob(P, "patience")) if constant else None,
         seed=int(_knob(P, "seed")),
-        bn_refresh_batches=BN_REFRESH_BATCHES,
+        bn_refresh_batches=BN_REFRESH_BATCHES if constant else 0,
     )
-    if pick_device(device).type == "cpu" and cpu_has_native_bf16():
-        settings.update(amp="bf16", channels_last=True)
-    return settings
 
 
 def image_predictions(model: nn.Module, loaders: ImageLoaders, splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:

@@ -221,8 +221,9 @@ def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, *, lr: float, t
                 warmup: float = 0.25) -> torch.optim.lr_scheduler.LRScheduler | None:
     """Return the per-batch learning-rate scheduler of ``schedule`` (None for ``"constant"``) over ``total_steps`` (notebook 02).
 
-    ``"onecycle"`` is torch's ``OneCycleLR`` (peak ``lr`` after ``warmup`` of the steps, cosine annealing);
-    ``"cosine"`` warms up linearly over ``warmup`` of the steps, then follows a half cosine to 0.
+    ``"onecycle"`` is torch's ``OneCycleLR`` (peak ``lr`` after ``warmup`` of the steps, cosine annealing, Adam's
+    first momentum cycled inversely); ``"cosine"`` warms up linearly over ``warmup`` of the steps, then follows a
+    half cosine to 0 — also what ``"onecycle"`` falls back to for runs of a handful of steps.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -231,10 +232,10 @@ def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, *, lr: float, t
     if schedule == "constant":
         return None
     total_steps = max(int(total_steps), 1)
-    if schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
-                                                   pct_start=max(warmup, 1.0 / total_steps), anneal_strategy="cos")
     ramp = max(int(round(warmup * total_steps)), 1)
+    if schedule == "onecycle" and 2 <= ramp <= total_steps - 2:  # torch needs two non-empty phases
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
+                                                   pct_start=ramp / total_steps, anneal_strategy="cos")
 
     def factor(step: int) -> float:
         if step < ramp:
@@ -255,7 +256,7 @@ def fit(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     loss: LossFn | None = None,
-    pos_weight: Literal["balanced"] | Tensor | np.ndarray | None = None,
+    pos_weight: Literal["balanced", "sqrt_balanced"] | Tensor | np.ndarray | None = None,
     uncertainty: str = "ignore",
     early_stopping_patience: int | None = 3,
     device: str | torch.device | None = None,
@@ -273,7 +274,7 @@ def fit(
     * ``uncertainty`` maps -1 training targets (``"ignore"`` → unknown, ``"ones"``, ``"zeros"``);
       validation always scores certain labels only (-1 → unknown).
     * ``pos_weight="balanced"`` weighs each label's positives by its negative/positive ratio in the
-      training labels; ``loss`` replaces the masked BCE with any ``loss(logits, targets)``.
+      training labels, ``"sqrt_balanced"`` by its square root (:func:`balanced_pos_weight`); ``loss`` replaces the masked BCE with any ``loss(logits, targets)``.
     * Early stopping: after ``early_stopping_patience`` epochs without a better validation macro
       AUROC (labels with both classes present; ties go to the lower validation loss; validation loss
       alone if no label qualifies) training stops;
@@ -310,9 +311,11 @@ def fit(
     val_loader = _place(val_loader, device) if val_loader is not None else None
 
     if isinstance(pos_weight, str):
-        if pos_weight != "balanced":
-            raise ValueError(f"pos_weight must be 'balanced', a per-label tensor, or None; got {pos_weight!r}")
-        pos_weight = balanced_pos_weight(apply_uncertainty_policy(_loader_targets(train_loader), uncertainty))
+        powers = {"balanced": 1.0, "sqrt_balanced": 0.5}
+        if pos_weight not in powers:
+            raise ValueError(f"pos_weight must be one of {sorted(powers)}, a per-label tensor, or None; got {pos_weight!r}")
+        pos_weight = balanced_pos_weight(apply_uncertainty_policy(_loader_targets(train_loader), uncertainty),
+                                         power=powers[pos_weight])
     weight = torch.as_tensor(pos_weight, dtype=torch.float32, device=device) if pos_weight is not None else None
     loss_fn: LossFn = loss if loss is not None else (lambda logits, y: masked_bce_with_logits(logits, y, weight))
 

@@ -56,15 +56,19 @@ def masked_bce_with_logits(logits: Tensor, targets: Tensor, pos_weight: Tensor |
     return total / known.sum().clamp(min=1)
 
 
-def balanced_pos_weight(labels: np.ndarray | Tensor, max_weight: float = 100.0) -> Tensor:
-    """Return per-label ``n_negative / n_positive`` from training labels (NaN ignored), clipped to ``[1/max, max]`` (notebook 02).
+def balanced_pos_weight(labels: np.ndarray | Tensor, max_weight: float = 100.0, power: float = 1.0) -> Tensor:
+    """Return per-label ``(n_negative / n_positive) ** power`` from training labels (NaN ignored), clipped to ``[1/max, max]`` (notebook 02).
 
-    A label with no positive or no negative example gets weight 1.
+    ``power=1`` balances positives and negatives fully; ``power=0.5`` (the class recipe's ``"sqrt_balanced"``)
+    goes half way on a log scale, so a label with 1 positive in 25 weighs its positives 5×, not 24×. A label
+    with no positive or no negative example gets weight 1.
     """
+    if power < 0:
+        raise ValueError(f"power must be >= 0, got {power!r}")
     y = labels.detach().float().cpu() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels, dtype=np.float32))
     if y.ndim != 2:
         raise ValueError(f"labels must be N×K, got shape {tuple(y.shape)}")
     pos = (y == 1).sum(0).float()
     neg = (y == 0).sum(0).float()
     weight = torch.where((pos > 0) & (neg > 0), neg / pos.clamp(min=1), torch.ones_like(pos))
-    return weight.clamp(1.0 / max_weight, max_weight)
+    return weight.pow(power).clamp(1.0 / max_weight, max_weight)
