@@ -173,7 +173,7 @@ def test_loaders_targets_and_settings(toy):
     assert np.isnan(scored[raw == -1]).all() and not np.isnan(scored[raw != -1]).any()
 
     settings = recipe.image_fit_settings(P)
-    assert settings["epochs"] == P["epochs"] and settings["early_stopping_patience"] == P["patience"]
+    assert settings["epochs"] == P["epochs"] and settings["lr"] == P["lr"] and settings["seed"] == P["seed"]
     before = torch.random.get_rng_state()
     a, b = recipe.new_image_model(P), recipe.new_image_model(P)
     assert torch.equal(torch.random.get_rng_state(), before)  # the global random state is untouched
@@ -236,13 +236,14 @@ def test_fit_bn_refresh_leaves_statistics_of_the_final_weights(tmp_path):
         fit(SmallCNN(num_outputs=2, width=4), loader, epochs=1, bn_refresh_batches=-1, progress=False)
 
 
-def test_fit_settings_use_bf16_only_on_cpus_that_have_it(monkeypatch):
+def test_fit_settings_are_the_class_recipe_in_float32_on_every_cpu():
     P = get_profile("class")
-    monkeypatch.setattr(recipe, "cpu_has_native_bf16", lambda: False)
-    plain = recipe.image_fit_settings(P, device="cpu")
-    assert "amp" not in plain and "channels_last" not in plain and plain["bn_refresh_batches"] > 0
-    monkeypatch.setattr(recipe, "cpu_has_native_bf16", lambda: True)
-    fast = recipe.image_fit_settings(P, device="cpu")
-    assert fast == {**plain, "amp": "bf16", "channels_last": True}
-    monkeypatch.undo()
-    assert isinstance(recipe.cpu_has_native_bf16(), bool)
+    settings = recipe.image_fit_settings(P)
+    assert "amp" not in settings and "channels_last" not in settings  # fp32; fit picks the memory format
+    assert settings["schedule"] == "onecycle" and settings["pos_weight"] == "sqrt_balanced"
+    assert settings["early_stopping_patience"] is None and settings["bn_refresh_batches"] == 0  # the cycle runs out
+    constant = recipe.image_fit_settings({**P, "schedule": "constant", "pos_weight": None})
+    assert constant["early_stopping_patience"] == P["patience"] and constant["bn_refresh_batches"] > 0
+    assert constant["pos_weight"] is None
+    model = recipe.new_image_model(P)
+    assert model.head_kind == P["image_head"] and model.feature_channels == 4 * P["image_width"]
