@@ -13,7 +13,7 @@ instead of loading a stale model or cache. What each key holds:
   ``RECIPE_VERSION`` (kept as extra, manual salt), ``code`` (the recipe's modules) and ``data_code``
   (:func:`data_code_version`: the preparation's and, for the generated cohort, the generator's code); the
   input data themselves are checked at load time against the fingerprint in ``meta.json``;
-- ``fusion_models``/``shuffled_label_models``: the image (and text) model's whole key, so their code and data
+- ``fusion_models``/``shuffled_label_models``/``planted_models``: the image (and text) model's whole key, so their code and data
   versions are inherited, + the method's settings + their own code.
 
 Files are hashed once per process (``.py`` and the data files the code reads, such as ``labeler_phrases.yaml``),
@@ -50,9 +50,10 @@ ARTIFACT_CODE: dict[str, tuple[str, ...]] = {
                     "metrics.py", "labels.py"),
     # notebook 04's layer-level fusion models (their image and text submodels' keys are part of theirs)
     "fusion_models": ("recipes/fusion.py", "recipes/store.py", "models/fusion.py", "train", "metrics.py"),
-    # notebook 05's shuffled-label model (the image model's key is part of its key)
-    "shuffled_label_models": ("explain/sanity.py", "recipes/image.py", "recipes/store.py", "train",
-                              "models/image.py"),
+    # notebook 05's control models, the shuffled-label model (the image model's key is part of its key) …
+    "shuffled_label_models": ("recipes/controls.py", "controls.py"),
+    # notebook 05's planted-signal control model (the image model's key is part of its key)
+    "planted_models": ("recipes/controls.py", "controls.py"),
 }
 
 _FILE_DIGESTS: dict[Path, bytes] = {}

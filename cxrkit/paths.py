@@ -8,9 +8,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Artifacts the kit ships inside the package — the course models ``cxrkit course-models`` builds — laid out like
+#: ``CXRKIT_HOME`` (``<kind>/<artifact_key>/``). Searched after ``CXRKIT_HOME``; a run never writes here.
+SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"
 
 
 def cxrkit_home() -> Path:
@@ -40,3 +44,16 @@ def artifact_key(kind: str, params: dict[str, Any]) -> str:
 def artifact_dir(kind: str, params: dict[str, Any]) -> Path:
     """Return ``CXRKIT_HOME/<kind>/<artifact_key>`` (not created): the home of one keyed artifact (notebook 00)."""
     return cxrkit_home() / kind / artifact_key(kind, params)
+
+
+def shipped_dir(kind: str, params: dict[str, Any]) -> Path:
+    """Return ``cxrkit/shipped/<kind>/<artifact_key>`` (not created): where the kit ships a built artifact (notebook 02)."""
+    return SHIPPED_ROOT / kind / artifact_key(kind, params)
+
+
+def find_artifact(kind: str, params: dict[str, Any], files: Sequence[str]) -> Path | None:
+    """Return the first folder holding every one of ``files`` for this artifact — ``CXRKIT_HOME``, then what the kit ships — or None (notebook 02)."""
+    for folder in (artifact_dir(kind, params), shipped_dir(kind, params)):
+        if all((folder / name).is_file() for name in files):
+            return folder
+    return None

@@ -59,13 +59,13 @@ def test_a_data_file_the_code_reads_counts(package_copy):
 
 
 def test_editing_a_recipe_changes_its_key_and_the_keys_built_on_it(package_copy, tmp_path, monkeypatch):
-    from cxrkit.explain.sanity import _shuffled_key
     from cxrkit.recipes import fusion, image, text
+    from cxrkit.recipes.controls import control_key
 
     monkeypatch.setenv("CXRKIT_HOME", str(tmp_path / "home"))
     P = get_profile("smoke")
     keys = lambda: (image.image_model_key(P), text.text_model_key(P), fusion.fusion_model_key(P, "early"),  # noqa: E731
-                    _shuffled_key(P, 1), image.image_model_dir(P))
+                    control_key(P, "shuffled_label_models", epochs=1), image.image_model_dir(P))
     first = keys()
     assert keys() == first  # equal code, equal keys
     _edit(package_copy / "recipes" / "image.py")

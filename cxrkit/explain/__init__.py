@@ -20,7 +20,7 @@ from .localization_metrics import (
 from .localize import Regions, localize
 from .saliency import METHODS, attribute, gradient_saliency, gradient_x_input, smoothgrad, vanilla_gradient
 from .sanity import (cascading_randomization, data_randomization_test, map_similarity, randomization_test,
-                     sanity_verdict, shuffled_label_model)
+                     sanity_verdict)
 from .text import text_integrated_gradients, word_attributions, word_heatmap_figure
 from .truth import (
     box_to_mask,
@@ -37,7 +37,7 @@ __all__ = [
     "integrated_gradients", "make_baseline", "choose_threshold", "film_table", "localization_scores",
     "match_regions", "random_regions", "threshold_sweep", "Regions", "localize", "METHODS", "attribute",
     "gradient_saliency", "gradient_x_input", "smoothgrad", "vanilla_gradient", "cascading_randomization",
-    "map_similarity", "randomization_test", "sanity_verdict", "data_randomization_test", "shuffled_label_model", "text_integrated_gradients", "word_attributions",
+    "map_similarity", "randomization_test", "sanity_verdict", "data_randomization_test", "text_integrated_gradients", "word_attributions",
     "word_heatmap_figure", "box_to_mask", "centre_bias_map", "mass_inside", "pointing_game", "random_map",
     "read_bbox_list", "resize_mask",
 ]

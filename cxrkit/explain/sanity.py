@@ -110,77 +110,7 @@ def sanity_verdict(similarities: Iterable[float] | Iterable[Mapping[str, float]]
 
 
 # ------------------------------------------------------------------- data randomisation (shuffled labels)
-
-#: Bumped whenever the shuffled-label recipe changes, so an old cached model is not reused.
-SHUFFLED_RECIPE_VERSION = 1
-
-
-def _shuffled_key(P: Mapping, epochs: int) -> dict:
-    from cxrkit.artifacts import artifact_code_version
-    from cxrkit.recipes.image import image_model_key
-
-    return {**image_model_key(dict(P)), "shuffled_labels": True, "shuffle_epochs": int(epochs),
-            "shuffled_recipe": SHUFFLED_RECIPE_VERSION, "shuffled_code": artifact_code_version("shuffled_label_models")}
-
-
-def _fingerprint(rows: pd.DataFrame, targets: np.ndarray) -> str:
-    import hashlib
-
-    h = hashlib.sha256("\n".join(rows["image_id"].astype(str)).encode())
-    h.update(np.ascontiguousarray(targets, dtype=np.float32).tobytes())
-    return h.hexdigest()[:16]
-
-
-def shuffled_label_model(P: Mapping, prepared: object = None, *, epochs: int | None = None, progress: bool = True,
-                         force: bool = False) -> nn.Module:
-    """Return notebook 02's image model trained on row-permuted training labels (Adebayo's data randomisation), cached under ``CXRKIT_HOME`` (notebook 05).
-
-    Same architecture, seed, loaders and fit settings as :func:`cxrkit.recipes.image.trained_image_model`,
-    but the training targets are permuted with :func:`cxrkit.train.checks.shuffled_labels` (seeded by
-    ``P["seed"]``), no validation-based early stopping (there is nothing to learn), and ``epochs``
-    epochs (default ``P["epochs"]``). Saved to ``CXRKIT_HOME/shuffled_label_models/<key>``; returned in eval mode.
-    """
-    import json
-
-    from cxrkit.devices import pick_device
-    from cxrkit.paths import artifact_dir
-    from cxrkit.profiles import CLASS
-    from cxrkit.recipes.image import image_fit_settings, image_loaders, new_image_model
-    from cxrkit.recipes.store import staged_folder, write_meta
-    from cxrkit.train import BatchLoader, ImageDataset, fit, load_checkpoint
-    from cxrkit.train.checks import shuffled_labels
-
-    epochs = int(P.get("epochs", CLASS["epochs"]) if epochs is None else epochs)
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs!r}")
-    if prepared is None:
-        from cxrkit.prep import prepare
-
-        prepared = prepare(dict(P), progress=progress)
-    loaders = image_loaders(dict(P), prepared)
-    seed = int(P.get("seed", CLASS["seed"]))
-    targets = shuffled_labels(loaders.targets["train"], seed=seed)
-    key = _shuffled_key(P, epochs)
-    fingerprint = _fingerprint(loaders.rows["train"], targets)
-    folder = artifact_dir("shuffled_label_models", key)
-    model = new_image_model(dict(P), num_outputs=len(loaders.labels))
-    meta_path = folder / "meta.json"
-    if not force and (folder / "model.pt").is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fingerprint:
-            load_checkpoint(model, folder / "model.pt")
-            return model.to(pick_device()).eval()
-    _, films = prepared.subset("train")
-    train = BatchLoader(ImageDataset(films, targets, augment=loaders.augment), batch_size=loaders.train.batch_size,
-                        shuffle=True, seed=seed, drop_last=loaders.train.drop_last)
-    settings = {**image_fit_settings(dict(P)), "epochs": epochs, "early_stopping_patience": None}
-    history = fit(model, train, None, progress=progress, **settings)
-    with staged_folder(folder) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-        history.table.to_csv(tmp / "history.csv", index=False)
-        write_meta(tmp, {"key": key, "fingerprint": fingerprint, "epochs": epochs})
-    return model.eval()
-
+# The model trained on shuffled labels is a training recipe: cxrkit.recipes.controls.shuffled_label_model.
 
 def data_randomization_test(explain: Callable[[nn.Module], torch.Tensor], model: nn.Module,
                             shuffled_model: nn.Module) -> dict[str, float]:

@@ -23,7 +23,7 @@ from cxrkit.devices import pick_device
 from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.image import build_image_model
-from cxrkit.paths import artifact_dir
+from cxrkit.paths import SHIPPED_ROOT, artifact_dir, find_artifact
 from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
                                   write_training_files)
 from cxrkit.profiles import CLASS
@@ -225,6 +225,11 @@ class TrainedImageModel:
         """Return the predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
         return split_probabilities(self.predictions, self.labels, split)
 
+    @property
+    def shipped(self) -> bool:
+        """True when this is a course model the kit ships (built by ``cxrkit course-models``), not one trained here."""
+        return SHIPPED_ROOT in Path(self.folder).resolve().parents
+
 
 def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history: History,
                      predictions: pd.DataFrame, *, folder: str | Path | None = None) -> TrainedImageModel:
@@ -247,10 +252,11 @@ def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history
 def load_image_model(P: dict[str, Any], prepared: Any = None, *, folder: str | Path | None = None) -> TrainedImageModel | None:
     """Load the saved model of profile ``P`` (``torch.load(weights_only=True)``), or return None when absent, incomplete or stale (notebook 02).
 
+    Looks in ``CXRKIT_HOME``, then among the course models the kit ships (:data:`cxrkit.paths.SHIPPED_ROOT`).
     Stale means trained on other films than ``prepared`` holds (when ``prepared`` is given).
     """
-    folder = Path(folder) if folder is not None else image_model_dir(P)
-    if not all((folder / name).is_file() for name in _FILES):
+    folder = Path(folder) if folder is not None else find_artifact("image_models", image_model_key(P), _FILES)
+    if folder is None or not all((folder / name).is_file() for name in _FILES):
         return None
     meta = json.loads((folder / "meta.json").read_text())
     if meta.get("key") != json.loads(json.dumps(image_model_key(P), default=str)):
