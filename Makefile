@@ -13,7 +13,7 @@ RECORD ?=
 FORCE ?=
 NBVAL_FLAGS := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: help bootstrap run test lab student spread reproduce clean
+.PHONY: help bootstrap run test lab student spread reproduce course-models clean
 
 help:
 	@echo "make run    set up if needed, then run every notebook in order (runs/<name>/)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test   set up if needed, then pytest (tests/) + nbval (notebooks/)"
 	@echo "make lab    JupyterLab on the notebooks folder"
 	@echo "make student      write the problem-set notebooks (solutions stubbed) into student/"
+	@echo "make course-models  train the course models (image CNN + controls) and ship them in cxrkit/shipped/"
 	@echo "make spread       run the notebooks for several seeds; every metric's spread (runs/spread-<profile>/)"
 	@echo "                  options: PROFILE=class SEEDS=0-4 ONLY=02,03 FORCE=1 RECORD=reference/class"
 	@echo "make reproduce    re-run a recorded run and compare every metric with its spread over seeds"
@@ -41,6 +42,9 @@ lab: bootstrap
 
 student: bootstrap
 	$(PY) -m cxrkit student
+
+course-models: bootstrap
+	$(PY) -m cxrkit course-models --profile $(PROFILE)
 
 spread: bootstrap
 	$(PY) -m cxrkit spread --profile $(PROFILE) --seeds $(SEEDS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RECORD),--record $(RECORD))

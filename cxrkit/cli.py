@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "cxrkit.prep",
     "cxrkit.fetch",
     "cxrkit.student",
+    "cxrkit.recipes.course",
     "cxrkit.spread",
     "cxrkit.reproduce",
     "cxrkit.report",

@@ -48,7 +48,8 @@ CLASS: dict[str, Any] = {
     "fusion_epochs": 6,
     "joint_epochs": 2,
     # explanations (notebooks 05, 06)
-    "n_explain_films": 8,
+    "control_epochs": 20,  # the shuffled-label and planted-signal control models (notebook 05)
+    "n_explain_films": 20,
     "ig_steps": 32,
     "smoothgrad_samples": 16,
     "n_loc_films": 60,
@@ -67,6 +68,7 @@ SMOKE: dict[str, Any] = {
     "text_epochs": 1,
     "fusion_epochs": 1,
     "joint_epochs": 1,
+    "control_epochs": 1,
     "n_explain_films": 2,
     "ig_steps": 8,
     "smoothgrad_samples": 4,
@@ -87,6 +89,7 @@ FULL: dict[str, Any] = {
     "finetune_minilm": True,
     "fusion_epochs": 12,
     "joint_epochs": 8,
+    "control_epochs": 15,
     "n_explain_films": 32,
     "ig_steps": 128,
     "smoothgrad_samples": 50,

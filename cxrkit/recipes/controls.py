@@ -32,11 +32,12 @@ from cxrkit.recipes.store import staged_folder, write_meta
 from cxrkit.train import BatchLoader, ImageDataset, fit, load_checkpoint, predict
 from cxrkit.train.checks import shuffled_labels
 
-__all__ = ["PLANTED_SIGNAL", "ControlModel", "shuffled_label_model", "planted_films", "planted_control_model",
+__all__ = ["PLANTED_SIGNAL", "ControlModel", "shuffled_label_model", "shuffled_label_control", "planted_films", "planted_control_model",
            "planted_probabilities", "control_key"]
 
-#: The signal the planted control plants (radius 4–6 px and +64 grey levels on a 128-pixel film).
-PLANTED_SIGNAL = PlantedSignal()
+#: The signal the planted control plants: a disc of radius 6–10 px and +89 grey levels on a 128-pixel film. (At radius
+#: 4–6 px and +64 the class recipe did not learn it within 20 epochs — validation AUROC 0.58; benchmarks/image_recipe.py.)
+PLANTED_SIGNAL = PlantedSignal(radius=(0.05, 0.08), contrast=0.35)
 
 _FILES = ("model.pt", "history.csv", "meta.json")
 
@@ -94,12 +95,18 @@ def _prepared(P: Mapping[str, Any], prepared: Any, progress: bool) -> Any:
 
 def shuffled_label_model(P: Mapping[str, Any], prepared: Any = None, *, epochs: int | None = None,
                          progress: bool = True, force: bool = False) -> nn.Module:
-    """Return notebook 02's network trained with notebook 02's recipe on row-permuted training labels (notebook 05).
+    """Return notebook 02's network trained with notebook 02's recipe on row-permuted training labels, in eval mode (notebook 05).
 
     The permutation is seeded by ``P["seed"]``; there is no validation set (nothing real to learn) and ``epochs``
-    defaults to the recipe's. Loaded from ``CXRKIT_HOME`` or the shipped course models when saved; returned in eval mode.
+    defaults to ``P["control_epochs"]``. Loaded from ``CXRKIT_HOME`` or the shipped course models when saved.
     """
-    epochs = int(P.get("epochs", CLASS["epochs"]) if epochs is None else epochs)
+    return shuffled_label_control(P, prepared, epochs=epochs, progress=progress, force=force).model
+
+
+def shuffled_label_control(P: Mapping[str, Any], prepared: Any = None, *, epochs: int | None = None,
+                           progress: bool = True, force: bool = False) -> ControlModel:
+    """:func:`shuffled_label_model` with where it lives and whether it was loaded (``cxrkit course-models`` ships it)."""
+    epochs = int(P.get("control_epochs", CLASS["control_epochs"]) if epochs is None else epochs)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
     prepared = _prepared(P, prepared, progress)
@@ -109,12 +116,12 @@ def shuffled_label_model(P: Mapping[str, Any], prepared: Any = None, *, epochs: 
     fingerprint = _fingerprint(loaders.rows["train"], targets)
     model = new_image_model(dict(P), num_outputs=len(loaders.labels))
     if not force and (found := _load("shuffled_label_models", key, fingerprint, model)) is not None:
-        return found.model
+        return found
     _, films = prepared.subset("train")
     train = BatchLoader(ImageDataset(films, targets, augment=loaders.augment), batch_size=loaders.train.batch_size,
                         shuffle=True, seed=loaders.train.seed, drop_last=loaders.train.drop_last)
     settings = {**image_fit_settings(dict(P)), "epochs": epochs, "early_stopping_patience": None}
-    return _train("shuffled_label_models", key, fingerprint, model, train, None, settings, progress).model
+    return _train("shuffled_label_models", key, fingerprint, model, train, None, settings, progress)
 
 
 def planted_films(P: Mapping[str, Any], prepared: Any, split: str, signal: PlantedSignal = PLANTED_SIGNAL) -> PlantedFilms:
@@ -128,12 +135,14 @@ def planted_control_model(P: Mapping[str, Any], prepared: Any = None, *, signal:
     """Return notebook 02's network trained with notebook 02's recipe on the planted disc as its only label (notebook 05).
 
     Training and validation films carry the disc in about half of them (:func:`planted_films`); the recipe is
-    :func:`~cxrkit.recipes.image.image_fit_settings` unchanged, one output. Cached like every model.
+    :func:`~cxrkit.recipes.image.image_fit_settings` with one output, for ``P["control_epochs"]`` epochs. Cached
+    like every model.
     """
     prepared = _prepared(P, prepared, progress)
     loaders = image_loaders(dict(P), prepared)
     planted = {s: planted_films(P, prepared, s, signal) for s in ("train", "validate")}
-    key = control_key(P, "planted_models", signal=signal.as_dict())
+    epochs = int(P.get("control_epochs", CLASS["control_epochs"]))
+    key = control_key(P, "planted_models", signal=signal.as_dict(), epochs=epochs)
     fingerprint = _fingerprint(loaders.rows["train"], planted["train"].labels)
     model = new_image_model(dict(P), num_outputs=1)
     if not force and (found := _load("planted_models", key, fingerprint, model)) is not None:
@@ -143,7 +152,8 @@ def planted_control_model(P: Mapping[str, Any], prepared: Any = None, *, signal:
                         drop_last=loaders.train.drop_last)
     validate = BatchLoader(ImageDataset(planted["validate"].films, planted["validate"].labels[:, None]),
                            batch_size=loaders.validate.batch_size)
-    return _train("planted_models", key, fingerprint, model, train, validate, image_fit_settings(dict(P)), progress)
+    settings = {**image_fit_settings(dict(P)), "epochs": epochs}
+    return _train("planted_models", key, fingerprint, model, train, validate, settings, progress)
 
 
 def planted_probabilities(control: ControlModel, planted: PlantedFilms) -> np.ndarray:
