@@ -73,7 +73,8 @@ def _files(root: Path, target: str) -> list[tuple[str, Path]]:
 
 def _digest(path: Path) -> bytes:
     if path not in _FILE_DIGESTS:
-        _FILE_DIGESTS[path] = hashlib.sha256(path.read_bytes()).digest()
+        # line endings normalised, so a checkout with CRLF (git on Windows) gets the same versions
+        _FILE_DIGESTS[path] = hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).digest()
     return _FILE_DIGESTS[path]
 
 

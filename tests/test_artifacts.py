@@ -149,3 +149,11 @@ def test_the_image_cache_is_rebuilt_when_its_code_changes(tmp_path, package_copy
     _edit(package_copy / "io" / "images.py")
     again = build_image_cache(table, tmp_path / "cache", size=8, workers=1, progress=False)
     assert again.info["params"]["code"] != first.info["params"]["code"]
+
+
+def test_line_endings_do_not_change_a_code_version(package_copy):
+    target = package_copy / "recipes" / "image.py"
+    before = code_version("recipes/image.py", root=package_copy)
+    target.write_bytes(target.read_bytes().replace(b"\n", b"\r\n"))
+    artifacts.forget_code_versions()
+    assert code_version("recipes/image.py", root=package_copy) == before

@@ -172,3 +172,12 @@ def centre_bias_map(shape: Sequence[int], sigma: float = 0.25) -> np.ndarray:
     yy = (np.arange(h) - (h - 1) / 2) / (sigma * h)
     xx = (np.arange(w) - (w - 1) / 2) / (sigma * w)
     return np.exp(-0.5 * (yy[:, None] ** 2 + xx[None, :] ** 2))
+
+
+def synthetic_truth_masks(root: str | Path, image_id: str) -> dict[str, np.ndarray]:
+    """Return ``{label slug: boolean mask}`` of one film of a generated cohort (``<root>/truth/masks/<image_id>.npz``) (notebooks 05, 06)."""
+    path = Path(root) / "truth" / "masks" / f"{image_id}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ground-truth masks for film {image_id} (is {root} a generated cohort?)")
+    with np.load(path) as z:
+        return {key: z[key].astype(bool) for key in z.files}

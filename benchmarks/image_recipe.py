@@ -1,0 +1,139 @@
+"""What moves the image recipe: test macro AUROC and localization of recipe variants, on the class cohort.
+
+Each variant is the class profile with a few knobs changed (epochs, schedule, head, width, positive weights,
+augmentation), trained with the kit's own steps — ``image_loaders`` → ``new_image_model`` →
+``fit(**image_fit_settings(P))`` — and scored on test films: macro AUROC, and the pointing game (notebook 05's
+protocol: 3% tolerance, no-evidence maps counted as misses) of gradient × input, integrated gradients and
+Grad-CAM on the first ``--films`` test films per focal finding. ``--planted`` adds the planted-signal control at
+two signal sizes. The class recipe in ``cxrkit/profiles.py`` was chosen from this table
+(``benchmarks/results/image_recipe.md``).
+
+    python benchmarks/image_recipe.py [--variants all|name,name] [--films 20] [--planted] [--out FILE.md]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrkit.controls import PlantedSignal
+from cxrkit.explain import attribute, resize_mask
+from cxrkit.explain.pointing import per_finding_table, pointing_rows
+from cxrkit.explain.truth import synthetic_truth_masks
+from cxrkit.labels import label_slug
+from cxrkit.metrics import macro_auroc
+from cxrkit.prep import prepare, resolve_dataset
+from cxrkit.profiles import get_profile
+from cxrkit.recipes.controls import planted_control_model, planted_films, planted_probabilities
+from cxrkit.recipes.image import evaluation_targets, image_fit_settings, image_loaders, new_image_model
+from cxrkit.train import fit, predict
+
+FOCAL = ("Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Cardiomegaly")
+METHODS = ("gradient_x_input", "integrated_gradients", "gradcam")
+
+#: name → the knobs that differ from the class profile.
+VARIANTS: dict[str, dict] = {
+    "before: 5 epochs, constant lr 2e-3, gap head, width 32": dict(epochs=5, schedule="constant", lr=2e-3, image_head="gap",
+                                                                   image_width=32, pos_weight=None),
+    "40 epochs one-cycle, gap head": dict(image_head="gap", pos_weight=None),
+    "+ log-sum-exp head": dict(pos_weight=None),
+    "+ sqrt-balanced positive weights (the class recipe)": {},
+    "gap+max head instead of log-sum-exp": dict(image_head="gapmax"),
+    "without augmentation": dict(augment=False),
+    "20 epochs": dict(epochs=20),
+}
+
+
+def focal_films(rows: pd.DataFrame, films: np.ndarray, root, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per focal finding: the first ``n`` films (table order) whose truth mask holds it, and those masks at the film size."""
+    found: dict[str, tuple[list, list]] = {f: ([], []) for f in FOCAL}
+    for i, image_id in enumerate(rows["image_id"].astype(str)):
+        masks = synthetic_truth_masks(root, image_id)
+        for finding in FOCAL:
+            m = masks.get(label_slug(finding))
+            if m is not None and m.any() and len(found[finding][0]) < n:
+                found[finding][0].append(i)
+                found[finding][1].append(resize_mask(m, films.shape[1:]))
+        if all(len(v[0]) == n for v in found.values()):
+            break
+    return {f: (np.array(i), np.stack(m)) for f, (i, m) in found.items()}
+
+
+def method_maps(model, x: torch.Tensor, k: int, ig_steps: int) -> dict[str, np.ndarray]:
+    options = {"integrated_gradients": dict(baseline="black", steps=ig_steps)}
+    return {m: attribute(m, model, x, k, **options.get(m, {})).cpu().numpy() for m in METHODS}
+
+
+def run_variant(name: str, changes: dict, prepared, root, films_per_finding: int, ig_steps: int) -> dict:
+    P = get_profile("class", **changes)
+    loaders = image_loaders(P, prepared)
+    model = new_image_model(P, num_outputs=len(loaders.labels))
+    start = time.perf_counter()
+    history = fit(model, loaders.train, loaders.validate, progress=False, **image_fit_settings(P))
+    seconds = time.perf_counter() - start
+    test_rows, test_films = prepared.subset("test")
+    auroc = macro_auroc(evaluation_targets(test_rows, loaders.labels), predict(model, loaders.test))
+    parts = []
+    for finding, (idx, masks) in focal_films(test_rows, test_films, root, films_per_finding).items():
+        x = torch.as_tensor(test_films[idx], dtype=torch.float32)[:, None].div(255)
+        parts.append(pointing_rows(method_maps(model, x, loaders.labels.index(finding), ig_steps), masks, finding))
+    table = per_finding_table(pd.concat(parts), FOCAL, METHODS)
+    best = table["mean"].idxmax()
+    return {"variant": name, "test macro AUROC": round(auroc, 3), "best epoch": history.best_epoch,
+            "train s": round(seconds), "best method": best, **{f: round(table.loc[best, f], 2) for f in FOCAL},
+            "pointing (mean of 5)": round(table.loc[best, "mean"], 2),
+            **{f"{m} mean": round(table.loc[m, "mean"], 2) for m in METHODS}}
+
+
+def run_planted(prepared, signal: PlantedSignal, label: str) -> dict:
+    P = get_profile("class")
+    start = time.perf_counter()
+    control = planted_control_model(P, prepared, signal=signal, progress=False, force=True)
+    seconds = time.perf_counter() - start
+    test = planted_films(P, prepared, "test", signal)
+    auroc = macro_auroc(test.labels[:, None], planted_probabilities(control, test)[:, None])
+    pos = test.positives[:20]
+    x = torch.as_tensor(test.films[pos], dtype=torch.float32)[:, None].div(255)
+    rows = pointing_rows({m: attribute(m, control.model, x, 0).cpu().numpy() for m in METHODS},
+                         test.masks[pos], "planted")
+    return {"variant": f"planted control, {label}", "test macro AUROC": round(auroc, 3), "train s": round(seconds),
+            **{f"{m} mean": round(v, 2) for m, v in rows.groupby("method")["hit"].mean().items()}}
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="all", help="comma-separated variant names (prefixes), or all")
+    parser.add_argument("--films", type=int, default=20, help="test films per focal finding")
+    parser.add_argument("--ig-steps", type=int, default=32)
+    parser.add_argument("--planted", action="store_true", help="also the planted control at two signal sizes")
+    parser.add_argument("--out", default=None, help="write the table as markdown to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    P = get_profile("class")
+    prepared = prepare(P, progress=False)
+    _, root = resolve_dataset(P)
+    wanted = list(VARIANTS) if args.variants == "all" else [
+        n for n in VARIANTS if any(n.startswith(w.strip()) for w in args.variants.split(","))]
+    rows = []
+    for name in wanted:
+        rows.append(run_variant(name, VARIANTS[name], prepared, root, args.films, args.ig_steps))
+        print(rows[-1], flush=True)
+    if args.planted:
+        for signal, label in ((PlantedSignal(radius=(0.03, 0.05), contrast=0.25), "disc 4-6 px, +64 grey"),
+                              (PlantedSignal(radius=(0.05, 0.08), contrast=0.35), "disc 6-10 px, +89 grey (the kit's)")):
+            rows.append(run_planted(prepared, signal, label))
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    text = table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string(index=False)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    return table
+
+
+if __name__ == "__main__":
+    main()
