@@ -44,7 +44,7 @@ student: bootstrap
 	$(PY) -m cxrkit student
 
 course-models: bootstrap
-	$(PY) -m cxrkit course-models --profile $(PROFILE)
+	$(PY) -m cxrkit course-models --profile $(PROFILE) $(if $(REBUILD),--rebuild)
 
 spread: bootstrap
 	$(PY) -m cxrkit spread --profile $(PROFILE) --seeds $(SEEDS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RECORD),--record $(RECORD))

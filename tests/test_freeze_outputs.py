@@ -43,3 +43,27 @@ def test_outputs_are_frozen_from_an_empty_home_unless_reuse_is_asked_for(tmp_pat
 
     missing = _freeze(tmp_path / "nope.ipynb", home)
     assert missing.returncode == 2 and "no such notebook" in missing.stderr
+
+
+def test_freeze_from_run_copies_the_checked_outputs_of_an_executed_run(tmp_path):
+    cells = standard_cells(["# NBVAL_CHECK_OUTPUT\nprint('checked')", "print('not checked')"])
+    (tmp_path / "notebooks").mkdir()
+    source = write_notebook(tmp_path / "notebooks" / "03_demo.ipynb", cells)
+    executed = json.loads(source.read_text())
+    injected = {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "seed = 0",
+                "outputs": [], "execution_count": None, "id": "injected"}
+    executed["cells"].insert(0, injected)
+    for cell in executed["cells"]:
+        if cell["cell_type"] == "code" and "print(" in "".join(cell["source"]):
+            text = "checked\n" if "NBVAL_CHECK_OUTPUT" in "".join(cell["source"]) else "not checked\n"
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": text}]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "03_demo.ipynb").write_text(json.dumps(executed))
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "freeze_from_run.py"), str(run), str(source.parent)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
+    assert done.returncode == 0, done.stderr
+    frozen = json.loads(source.read_text())["cells"]
+    outputs = ["".join("".join(o.get("text", "")) for o in c.get("outputs", [])) for c in frozen if c["cell_type"] == "code"]
+    assert "checked\n" in outputs and "not checked\n" not in outputs

@@ -191,7 +191,7 @@ def test_the_tolerance_is_the_largest_of_k_sd_range_and_floor_and_says_which():
 def test_the_table_of_floors_covers_every_recorded_metric_kind():
     assert TOLERANCES[-1][0] == "*"  # every metric gets a rule
     assert metric_rule("ptx_auroc_with_tube") == ("number", 0.005)
-    assert metric_rule("pointing_game_gradcam") == ("number", 0.025)
+    assert metric_rule("pointing_game_gradcam") == ("number", 0.05)
     assert metric_rule("loc_ms_per_map")[0] == "timing" and metric_rule("n_validate")[0] == "exact"
     assert metric_rule("loc_false_per_film") == ("number", 0.05)  # a count per film, not a timing
 
