@@ -16,8 +16,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
 # --no-compile: byte-compiling all ~19,000 installed modules up front is minutes of CPU (16 s for torch's 2,352
-# here); Python compiles (and caches)
-# only the modules a run imports, on first import.
+# here); Python compiles, and caches, only the modules a run imports, on first import.
 echo "bootstrap: installing cxrkit[dev] into $VENV (first time: a few minutes)"
 "$VENV/bin/python" -m pip install --disable-pip-version-check --no-compile -q -e ".[dev]" 2> >(grep -v "^WARNING: Location" >&2)
 echo "$want" > "$STAMP"
