@@ -3,8 +3,9 @@
 
 Usage: .venv/bin/python scripts/freeze_from_run.py runs/spread-class/seed-0 [notebooks/]
 
-`cxrkit spread` executes every notebook from an empty CXRKIT_HOME, so its seed-0 run is what
-`scripts/freeze_outputs.py` would produce; this copies the outputs of its `# NBVAL_CHECK_OUTPUT` cells into the
+`cxrkit spread` runs in its own CXRKIT_HOME, empty at its first run; a re-run re-uses only artifacts keyed by the
+current code, so its seed-0 run prints what `scripts/freeze_outputs.py` would (a fresh clone's `make test` is the
+check). This copies the outputs of its `# NBVAL_CHECK_OUTPUT` cells into the
 source notebooks instead of executing them again. Only notebooks present in both folders are frozen.
 """
 from __future__ import annotations
