@@ -35,3 +35,18 @@ class ReportParseError(CxrkitError):
     def __init__(self, path: str | Path, reason: str):
         self.path, self.reason = Path(path), reason
         super().__init__(f"cannot parse report {path}: {reason}")
+
+
+class ParameterError(CxrkitError, ValueError):
+    """One or more notebook parameters (``-p KEY VALUE``, a profile name) are unknown or out of range; lists each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("bad parameter(s): " + "; ".join(self.problems))
+
+
+class UnknownParameterError(ParameterError, KeyError):
+    """A profile or knob name the kit does not know (a ``KeyError`` too, as ``get_profile`` always raised)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

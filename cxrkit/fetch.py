@@ -211,6 +211,9 @@ def _parse_sha(values: list[str]) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not str(args.dest).strip():  # Path("") would be the current folder
+        print("cxrkit fetch: the destination folder is empty (\"\"); give the folder to download into", file=sys.stderr)
+        return 2
     try:
         paths = fetch_dataset(args.dataset, args.dest, base_url=args.base_url, archives=args.archive or None,
                               progress=not args.quiet, sha256=_parse_sha(args.sha256 or []),

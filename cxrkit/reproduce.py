@@ -363,8 +363,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         rows, folder = reproduce(args.reference, name=args.name, runs_dir=Path(args.runs),
                                  notebooks_dir=Path(args.notebooks), loosen=args.tolerance, exact=args.exact,
                                  timeout=args.cell_timeout)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ValueError as err:  # the kit's own errors among them; `cxrkit.cli.main` would print those the same way
+        print(f"cxrkit reproduce: {err}", file=sys.stderr)
         return 2
     text = "\n".join(environment_lines(args.reference, folder) + ["", format_table(rows)])
     print(text)

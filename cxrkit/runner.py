@@ -19,8 +19,9 @@ from typing import Any, Sequence
 
 import yaml
 
+from cxrkit.errors import CxrkitError
 from cxrkit.paths import REPO_ROOT
-from cxrkit.profiles import PROFILES
+from cxrkit.profiles import PROFILES, check_profile, validate_params
 from cxrkit.repro import RUN_DIR_ENV
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
@@ -48,25 +49,37 @@ class NotebookFailed(RuntimeError):
     """A notebook raised during a run; the message names the notebook and the failing cell."""
 
 
+class NotebookSelectionError(CxrkitError, ValueError):
+    """The notebook folder is missing, holds no ``NN_*.ipynb``, or ``--only`` names a number it lacks."""
+
+
 def discover_notebooks(folder: Path, only: Sequence[str] | None = None) -> list[Path]:
     """Return ``NN_*.ipynb`` in ``folder`` in number order, optionally only those whose number is in ``only``."""
-    found = sorted(p for p in Path(folder).iterdir() if NOTEBOOK_PATTERN.match(p.name))
-    if only:
-        wanted = {o.strip().zfill(2) for o in only if o.strip()}
-        missing = wanted - {p.name[:2] for p in found}
-        if missing:
-            raise ValueError(f"no notebook numbered {sorted(missing)} in {folder}; "
-                             f"have {[p.name for p in found]}")
-        found = [p for p in found if p.name[:2] in wanted]
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotebookSelectionError(f"notebook folder {folder} does not exist (or is not a folder)")
+    found = sorted(p for p in folder.iterdir() if NOTEBOOK_PATTERN.match(p.name))
     if not found:
-        raise ValueError(f"no notebooks named NN_*.ipynb in {folder}")
+        raise NotebookSelectionError(f"no notebooks named NN_*.ipynb in {folder}")
+    if only is not None:
+        wanted = {o.strip().zfill(2) for o in only if o.strip()}
+        numbers = [p.name[:2] for p in found]
+        missing = wanted - set(numbers)
+        if missing or not wanted:
+            asked = ", ".join(sorted(missing)) if missing else repr(",".join(only))
+            raise NotebookSelectionError(f"no notebook numbered {asked} in {folder} (--only); "
+                                         f"the numbers are {', '.join(numbers)}")
+        found = [p for p in found if p.name[:2] in wanted]
     return found
 
 
 def parse_overrides(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Turn ``-p key value`` pairs into typed parameters (values read as YAML: ``3`` → int, ``null`` → None)."""
+    """Turn ``-p key value`` pairs into typed parameters (values read as YAML: ``3`` → int, ``null`` → None; ``""`` stays text)."""
     out: dict[str, Any] = {}
     for key, raw in pairs:
+        if not raw.strip():  # YAML reads "" as null: an empty value would quietly mean "none"
+            out[key] = raw
+            continue
         try:
             out[key] = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -133,14 +146,16 @@ def run_notebooks(*, notebooks_dir: Path = REPO_ROOT / "notebooks", runs_dir: Pa
                   name: str | None = None, profile: str = "class", overrides: dict[str, Any] | None = None,
                   only: Sequence[str] | None = None, timeout: int | None = None,
                   echo: Any = print, report: bool = True) -> dict[str, Any]:
-    """Run every numbered notebook in order; always write the summary (and ``report.html``); raise :class:`NotebookFailed` on a failure."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    overrides = dict(overrides or {})
+    """Run every numbered notebook in order; always write the summary (and ``report.html``); raise :class:`NotebookFailed` on a failure.
+
+    The profile, every override (:func:`cxrkit.profiles.validate_params`) and the notebook selection are checked
+    before the run folder is made: a bad one raises a :class:`~cxrkit.errors.CxrkitError` and leaves nothing behind.
+    """
+    overrides = validate_params(overrides or {}, check_profile(profile))
+    notebooks = discover_notebooks(Path(notebooks_dir), only)
     name = name or _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_folder = Path(runs_dir) / name
     run_folder.mkdir(parents=True, exist_ok=True)
-    notebooks = discover_notebooks(Path(notebooks_dir), only)
     parameters = {"profile": profile, **overrides}
     seed = overrides.get("seed", PROFILES[profile].get("seed"))
     summary: dict[str, Any] = {"run": name, "profile": profile, "seed": seed, "parameters": parameters,
@@ -184,18 +199,19 @@ def _write_report(run_folder: Path, echo: Any) -> None:
         echo(f"report: not written ({type(err).__name__}: {err})")
 
 
+def only_option(value: str | None) -> list[str] | None:
+    """The notebook numbers of ``--only 02,03`` (None: every notebook); ``--only ""`` selects nothing and is refused."""
+    return None if value is None else value.split(",")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    only = args.only.split(",") if args.only else None
-    try:
+    try:  # a bad parameter, profile or --only is a CxrkitError: `cxrkit.cli.main` prints it and exits 2
         run_notebooks(notebooks_dir=Path(args.notebooks), runs_dir=Path(args.runs), name=args.name,
-                      profile=args.profile, overrides=parse_overrides(args.param or []), only=only,
+                      profile=args.profile, overrides=parse_overrides(args.param or []), only=only_option(args.only),
                       timeout=args.cell_timeout, report=not args.no_report)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     return 0
 
 

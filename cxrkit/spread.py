@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from cxrkit.paths import REPO_ROOT
-from cxrkit.profiles import PROFILES
 from cxrkit.reproduce import SPREAD_K, load_run_metrics, metric_rule, read_json, spread_tolerance
 
 #: Modules that no notebook runs (the tools around the runs); editing them does not make a seed's run stale.
@@ -212,13 +211,13 @@ def run_seeds(*, profile: str, seeds: Sequence[int], out: Path, notebooks_dir: P
     is made by this code and the cost is a fresh clone's — unless ``reuse_home`` keeps ``$CXRKIT_HOME``.
     """
     from cxrkit.paths import cxrkit_home
+    from cxrkit.profiles import check_profile, validate_params
     from cxrkit.runner import discover_notebooks
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     overrides = dict(overrides or {})
     if "seed" in overrides:
         raise ValueError("the seeds come from --seeds; do not pass -p seed")
+    overrides = validate_params(overrides, check_profile(profile))  # every knob checked before any folder is made
     paths = discover_notebooks(Path(notebooks_dir), only)
     names = [p.stem for p in paths]
     code = f"{notebook_code_version()}/{notebooks_version(paths)}"
@@ -452,13 +451,13 @@ def load_spread(path: str | Path) -> dict[str, Any]:
 
 
 def _cmd_spread(args: argparse.Namespace) -> int:
-    from cxrkit.runner import parse_overrides
+    from cxrkit.runner import only_option, parse_overrides
 
     try:
         seeds = parse_seeds(args.seeds)
         out = Path(args.out) if args.out else REPO_ROOT / "runs" / f"spread-{args.profile}"
         result = run_spread(profile=args.profile, seeds=seeds, out=out, notebooks_dir=Path(args.notebooks),
-                            only=args.only.split(",") if args.only else None,
+                            only=only_option(args.only),
                             overrides=parse_overrides(args.param or []), force=args.force,
                             reuse_home=args.reuse_home, timeout=args.cell_timeout)
         if result.failed:
@@ -467,8 +466,8 @@ def _cmd_spread(args: argparse.Namespace) -> int:
             return 1
         if args.record:
             record_spread(out, Path(args.record))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ValueError as err:  # the kit's own errors among them; `cxrkit.cli.main` would print those the same way
+        print(f"cxrkit spread: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -59,7 +59,10 @@ def resolve_root(dataset: str, root: str | Path | None = None) -> Path:
     """Return the dataset root: ``root`` if given, else ``$CXRKIT_<NAME>_ROOT``; the generated cohort for ``synthetic`` (notebook 01)."""
     _check_name(dataset)
     variable = root_env_var(dataset)
-    if root is None or str(root) == "":
+    if isinstance(root, str) and not root.strip():  # `--root ""` must not quietly mean the current folder
+        raise DatasetRootError(f"empty root folder for dataset {dataset!r}: give the folder's path, or leave the root "
+                               f"out to use the environment variable {variable}")
+    if root is None:
         root = os.environ.get(variable) or None
     if root is None:
         if dataset == "synthetic":

@@ -89,9 +89,10 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
 
 
 def _cmd_course_models(args: argparse.Namespace) -> int:
-    from cxrkit.profiles import get_profile
+    from cxrkit.profiles import get_profile, validate_params
 
-    P = get_profile(args.profile, **({"seed": args.seed} if args.seed is not None else {}))
+    seed = validate_params({"seed": args.seed} if args.seed is not None else {}, args.profile)  # exit 2 via cxrkit.cli
+    P = get_profile(args.profile, **seed)
     if args.check:
         missing = missing_course_models(P)
         for kind in missing:
@@ -108,7 +109,9 @@ def _cmd_course_models(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``cxrkit course-models`` to the command line."""
     p = subparsers.add_parser("course-models", help="build the course models the kit ships (image CNN + controls)")
-    p.add_argument("--profile", default="class", help="profile whose models to build (default: class)")
+    from cxrkit.profiles import PROFILES
+
+    p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="profile whose models to build (default: class)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's)")
     p.add_argument("--rebuild", action="store_true", help="train again even when a saved model matches")
     p.add_argument("--check", action="store_true", help="only check that shipped models match the code; exit 1 if not")
