@@ -118,7 +118,7 @@ def _value_forms(keyword: str, value: str) -> tuple[set[str], set[int]]:
     if keyword in _ID_KEYWORDS or (not keyword and any(ch.isdigit() for ch in value)):
         runs = _digit_runs(value)
         keep = bool(runs) or not (value.isdigit() or value.lower() in ORDINARY_WORDS)
-        return ({value} if keep else set()) | set(runs), {int(r) for r in runs}
+        return ({value} if keep else set()) | set(runs) | {r.lstrip("0") for r in runs}, {int(r) for r in runs}
     if keyword in _DATE_KEYWORDS and re.fullmatch(r"\d{8}", value):
         y, m, d = value[:4], value[4:6], value[6:]
         return {value, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{d}.{m}.{y}"}, {int(value)}
@@ -135,7 +135,7 @@ def _token_pattern(form: str) -> str:
     body = "".join(r"(?:\s|&nbsp;|&#160;)+" if ch.isspace() else _ESCAPES.get(ch, re.escape(ch))
                    for ch in re.sub(r"\s+", " ", form))
     left = r"(?<!\w)(?<!\d\.)" if form[0].isdigit() else r"(?<!\w)"
-    right = r"(?!\w)(?!\.\d)" if form[-1].isdigit() else r"(?!\w)"
+    right = r"(?!\w)(?!\.0*[1-9])" if form[-1].isdigit() else r"(?!\w)"  # "55555.0" is the ID, "55555.5" is not
     return left + body + right
 
 
@@ -335,7 +335,6 @@ def _dicom_files(roots: Iterable[str | Path]) -> list[Path]:
 def dicom_identifiers(roots: Iterable[str | Path], echo: Any = print) -> set[tuple[str, str]]:
     """``(keyword, value)`` for the identifying attributes of every DICOM under ``roots``, any suffix case or none (headers only)."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.multival import MultiValue
 
     found: set[tuple[str, str]] = set()
@@ -345,7 +344,7 @@ def dicom_identifiers(roots: Iterable[str | Path], echo: Any = print) -> set[tup
     for path in files:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTIFIER_KEYWORDS))
-        except (InvalidDicomError, OSError, ValueError, EOFError) as err:
+        except Exception as err:  # InvalidDicomError, EOFError, struct errors …: the readers refuse such a file too
             echo(f"report: skipped {path}: {err}")
             continue
         for keyword in IDENTIFIER_KEYWORDS:
