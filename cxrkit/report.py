@@ -47,7 +47,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-
 MASK = "[patient identifier removed]"
 
 #: DICOM attributes whose values identify a patient (a subset of the PS3.15 basic de-identification profile).
@@ -94,6 +93,10 @@ def _digit_runs(value: str) -> list[str]:
     return [m for m in re.findall(r"\d+", value) if len(m.lstrip("0") or "0") >= _MIN_DIGITS]
 
 
+def _join(*words: str) -> str:
+    return " ".join(w for w in words if w)
+
+
 def _name_forms(value: str) -> tuple[set[str], set[str]]:
     """The renderings of a DICOM person name (``Family^Given^Middle^Prefix^Suffix``) and its distinctive parts."""
     forms: set[str] = set()
@@ -101,11 +104,10 @@ def _name_forms(value: str) -> tuple[set[str], set[str]]:
     for group in value.split("="):  # alphabetic = ideographic = phonetic
         comps = ([c.strip() for c in group.split("^")] + [""] * 5)[:5]
         family, given, middle, prefix, suffix = comps
-        join = lambda *xs: " ".join(x for x in xs if x)  # noqa: E731
-        forms |= {group.strip().rstrip("^"), join(*comps), join(prefix, given, middle, family, suffix),
-                  join(given, middle, family), join(given, family), join(family, given, middle)}
+        forms |= {group.strip().rstrip("^"), _join(*comps), _join(prefix, given, middle, family, suffix),
+                  _join(given, middle, family), _join(given, family), _join(family, given, middle)}
         if family and given:
-            forms.add(f"{family}, {join(given, middle)}")
+            forms.add(f"{family}, {_join(given, middle)}")
         parts.update(w for c in comps for w in c.split() if len(w) >= 3 and w.lower() not in ORDINARY_WORDS)
     return forms, parts
 
