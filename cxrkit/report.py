@@ -4,37 +4,48 @@
 <run_dir>`` rebuilds it. Notebooks are rendered with nbconvert's HTML exporter.
 
 **Patient identifiers.** Before rendering, every string in every notebook (sources, text, HTML and JSON
-outputs such as plotly hover text, tracebacks) and the summary passes through :class:`Scrubber`, in three layers:
+outputs such as plotly hover text, titles and axis labels, tracebacks, saved widget state) and the summary
+passes through :class:`Scrubber`, in three layers:
 
 1. *Values read from the run's own data*: for every ``data_root`` the run's records name (a real dataset),
-   the identifying attributes of each DICOM header (:data:`IDENTIFIER_KEYWORDS`: names, IDs, birth date,
-   address, accession number, institution, physicians) are read and each value — and each part of a person
-   name (``Family^Given``) of three or more characters — is masked wherever it appears, in any letter case.
+   the identifying attributes (:data:`IDENTIFIER_KEYWORDS`: names, IDs, birth date, address, accession
+   number, institution, physicians) of every DICOM header the readers would take — ``.dcm``/``.dicom`` in any
+   letter case, or any other file with the ``DICM`` marker — are read, and each value is masked as a whole
+   token in any letter case, plain or HTML-escaped, by the rules of :class:`Scrubber` (a person name in every
+   rendering and part by part; an ID and its digits, also as JSON numbers and inside plotly's base64 typed
+   arrays; an institution or address as the full phrase only, so "Chest Imaging Center" never takes "chest").
 2. *Header dumps*: a line of pydicom's dataset listing for the patient module (group 0010) or another
    identifying tag, and ``Keyword: value`` / ``'Keyword': 'value'`` pairs for those keywords, lose their value.
 3. *DICOM person-name strings*: anything shaped ``Family^Given`` is masked.
 
 Limits: an identifier that is neither in a DICOM header under the run's ``data_root`` nor shaped like a
 header line or a DICOM person name (say, a name typed into a report's free text, or a value from a folder
-the run did not record) is not recognised; text burned into *pixels* (PNG outputs, films with annotations)
-is not read; a name part shorter than three characters is masked only as part of the full name; inside
-JavaScript (an HTML output's ``<script>``) only layer 1 applies — plotly figures are scrubbed as JSON before
-they are drawn, but a figure saved as ready-made HTML is not; the executed ``.ipynb`` files beside the
-report are the raw outputs and are *not* scrubbed. The
-synthetic cohort carries no real identifiers (its names are ``SYNTHETIC^PATIENT…``), so a class run
-exercises layers 2–3 only. Review a report before you publish it.
+the run did not record) is not recognised; a PNG/JPEG output cannot carry a header value as text, but text
+burned into *pixels* (films with annotations) is not read; a name part shorter than three characters, or one
+that is an ordinary word (:data:`ORDINARY_WORDS`), is masked only as part of the full name; inside JavaScript
+(an HTML output's ``<script>``) only layer 1 applies and a bare numeric identifier becomes ``null`` (plotly
+figures are scrubbed as JSON before they are drawn); a typed array that cannot be decoded is replaced by the
+mask; ipywidgets' binary buffers (which record no dtype) are not decoded; the executed ``.ipynb`` files
+beside the report are the raw outputs and are *not* scrubbed. The synthetic cohort carries no real
+identifiers (its names are ``SYNTHETIC^PATIENT…``), so a class run exercises layers 2–3 only. Review a
+report before you publish it.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import datetime as _dt
 import html
 import json
+import math
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 
 MASK = "[patient identifier removed]"
 
@@ -55,32 +66,129 @@ _KEY_VALUE = re.compile(rf"""(?P<key>['"]?\b(?:{_KEYWORDS})['"]?\s*[:=]\s*)(?P<v
 _PERSON_NAME = re.compile(r"\b[A-Za-z][\w'\-]*(?:\^[\w'\-]*){1,4}")
 
 
-class Scrubber:
-    """Masks patient identifiers in text: known values from DICOM headers, header dumps, and ``Family^Given`` names."""
+#: PN attributes: each name part is masked alone too (see :class:`Scrubber`).
+_PERSON_KEYWORDS = frozenset({"PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
+                              "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName"})
+#: ID attributes: the value, and each run of five or more digits in it, are masked (also as JSON numbers).
+_ID_KEYWORDS = frozenset({"PatientID", "OtherPatientIDs", "MedicalRecordLocator", "AccessionNumber", "StudyID"})
+_DATE_KEYWORDS = frozenset({"PatientBirthDate"})
+_MIN_DIGITS = 5  # a shorter number is a count or a size on every page, not an identifier on its own
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
-        words: set[str] = set()
-        for value in values:
+#: Words a report prints as ordinary text: a name part or one-word value that is one of these is masked
+#: only as part of the full value ("Chest Imaging Center" the phrase, never every "chest").
+ORDINARY_WORDS: frozenset[str] = frozenset("""
+a an and are as at be by for from has have in is it no not of on or the this to was with yes none all any new old
+left right upper lower middle base apex front back side view film image images study series report reports patient
+patients subject test train valid val model data label labels case cases center centre hospital clinic imaging
+medical health general university institute department radiology radiograph radiography chest thorax lung lungs
+heart cardiac rib ribs spine bone bones tube line lines mass nodule normal abnormal finding findings impression
+indication technique comparison history atelectasis cardiomegaly consolidation edema effusion emphysema fibrosis
+fracture hernia infiltration opacity pneumonia pneumothorax pleural support devices lesion enlarged
+cardiomediastinum thickening synthetic frontal lateral portable upright supine adult child male female unknown
+identifier removed dr mr mrs ms md phd jr sr
+""".split())
+
+
+def _digit_runs(value: str) -> list[str]:
+    return [m for m in re.findall(r"\d+", value) if len(m.lstrip("0") or "0") >= _MIN_DIGITS]
+
+
+def _join(*words: str) -> str:
+    return " ".join(w for w in words if w)
+
+
+def _name_forms(value: str) -> tuple[set[str], set[str]]:
+    """The renderings of a DICOM person name (``Family^Given^Middle^Prefix^Suffix``) and its distinctive parts."""
+    forms: set[str] = set()
+    parts: set[str] = set()
+    for group in value.split("="):  # alphabetic = ideographic = phonetic
+        comps = ([c.strip() for c in group.split("^")] + [""] * 5)[:5]
+        family, given, middle, prefix, suffix = comps
+        forms |= {group.strip().rstrip("^"), _join(*comps), _join(prefix, given, middle, family, suffix),
+                  _join(given, middle, family), _join(given, family), _join(family, given, middle)}
+        if family and given:
+            forms.add(f"{family}, {_join(given, middle)}")
+        parts.update(w for c in comps for w in c.split() if len(w) >= 3 and w.lower() not in ORDINARY_WORDS)
+    return forms, parts
+
+
+def _value_forms(keyword: str, value: str) -> tuple[set[str], set[int]]:
+    """The strings to mask and the numbers to mask for one header value (keyword ``""``: judged by its shape)."""
+    if keyword in _PERSON_KEYWORDS or (not keyword and "^" in value):
+        forms, parts = _name_forms(value)
+        return forms | parts, set()
+    if keyword in _ID_KEYWORDS or (not keyword and any(ch.isdigit() for ch in value)):
+        runs = _digit_runs(value)
+        keep = bool(runs) or not (value.isdigit() or value.lower() in ORDINARY_WORDS)
+        return ({value} if keep else set()) | set(runs) | {r.lstrip("0") for r in runs}, {int(r) for r in runs}
+    if keyword in _DATE_KEYWORDS and re.fullmatch(r"\d{8}", value):
+        y, m, d = value[:4], value[4:6], value[6:]
+        return {value, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{d}.{m}.{y}"}, {int(value)}
+    one_word = len(value.split()) == 1
+    return (set() if one_word and value.lower() in ORDINARY_WORDS else {value}), set()
+
+
+_ESCAPES = {"'": "(?:'|&#39;|&#x27;)", '"': '(?:"|&quot;|&#34;)', "&": "(?:&|&amp;)", "<": "(?:<|&lt;)",
+            ">": "(?:>|&gt;)", "^": r"(?:\^|&#94;)"}
+
+
+def _token_pattern(form: str) -> str:
+    """A regex for ``form`` as a whole token: any case, any run of white space, HTML-escaped or not."""
+    body = "".join(r"(?:\s|&nbsp;|&#160;)+" if ch.isspace() else _ESCAPES.get(ch, re.escape(ch))
+                   for ch in re.sub(r"\s+", " ", form))
+    left = r"(?<!\w)(?<!\d\.)" if form[0].isdigit() else r"(?<!\w)"
+    right = r"(?!\w)(?!\.0*[1-9])" if form[-1].isdigit() else r"(?!\w)"  # "55555.0" is the ID, "55555.5" is not
+    return left + body + right
+
+
+class Scrubber:
+    """Masks patient identifiers in text and JSON: values read from DICOM headers, header dumps, ``Family^Given`` names.
+
+    ``values`` are ``(keyword, value)`` pairs from :func:`dicom_identifiers` (or bare strings, judged by shape:
+    with ``^`` a person name, with a digit an ID, else a phrase). Every match is a whole token, in any case:
+
+    * a person name is masked in its renderings (``POE^EDGAR``, ``POE EDGAR``, ``Edgar Poe``, ``Poe, Edgar``) and
+      each part of three or more characters alone, unless that part is in :data:`ORDINARY_WORDS`;
+    * an ID is masked as a whole (``MRN55555``) and each run of five or more digits in it alone (``55555``), also
+      where a JSON value (plotly ``customdata``, a typed ``bdata`` array) is that number; an all-digit ID shorter
+      than five digits (a ``StudyID`` of ``42``) is left alone — such numbers fill every page;
+    * a birth date as ``19470101``, ``1947-01-01``, ``1947/01/01``, ``01.01.1947``;
+    * any other value (institution, address, telephone) as the full phrase only, never word by word, and a
+      one-word value that is an ordinary word not at all.
+    """
+
+    def __init__(self, values: Iterable[str | tuple[str, str]] = ()) -> None:
+        forms: set[str] = set()
+        self.numbers: set[int] = set()
+        for item in values:
+            keyword, value = item if isinstance(item, tuple) else ("", item)
             value = str(value).strip()
-            if len(value) < 3:
-                continue
-            words.add(value)
-            words.update(value.replace("^", " ").split())  # the person name's parts, and "Given Family"
-            words.add(" ".join(reversed([p for p in value.split("^") if p])))
-        self.values = sorted((w for w in words if len(w) >= 3), key=len, reverse=True)
-        self._known = re.compile("|".join(rf"(?<![\w]){re.escape(w)}(?![\w])" for w in self.values),
-                                 re.IGNORECASE) if self.values else None
+            found, numbers = _value_forms(keyword, value)
+            forms.update(f for f in found if len(f) >= 3)
+            self.numbers |= numbers
+        self.values = sorted(forms, key=lambda f: (-len(f), f))
+        self._known = re.compile("|".join(_token_pattern(f) for f in self.values), re.IGNORECASE) if forms else None
 
     def values_only(self, text: str) -> str:
         """Layer 1: mask the identifier values read from the run's DICOM headers (also in HTML-escaped form)."""
-        if self._known is None:
-            return text
-        text = self._known.sub(MASK, text)
-        for value in self.values:
-            escaped = html.escape(value)
-            if escaped != value:
-                text = re.sub(re.escape(escaped), MASK, text, flags=re.IGNORECASE)
-        return text
+        return text if self._known is None else self._known.sub(MASK, text)
+
+    def script(self, text: str) -> str:
+        """Scrub JavaScript/JSON: known values only; typed arrays decoded; a bare numeric identifier becomes ``null``."""
+        out = []
+        for i, piece in enumerate(_TYPED_ARRAY.split(text)):
+            if i % 2:
+                try:
+                    obj = json.loads(piece)
+                except ValueError:
+                    obj = None
+                if isinstance(obj, dict) and {"dtype", "bdata"} <= obj.keys():
+                    scrubbed = self._typed_array(obj)
+                    out.append(piece if scrubbed is obj else json.dumps(scrubbed))
+                    continue
+            out.append(piece if self._known is None else self._known.sub(
+                lambda m: "null" if m.group(0).isdigit() else MASK, piece))
+        return "".join(out)
 
     @staticmethod
     def patterns(text: str) -> str:
@@ -100,7 +208,7 @@ class Scrubber:
         return self.patterns(self.values_only(text))
 
     def html(self, text: str) -> str:
-        """Scrub HTML: every layer outside ``<script>``/``<style>``; inside them only the known values (layer 1).
+        """Scrub HTML: every layer outside ``<script>``/``<style>``; inside them :meth:`script` (layer 1 only).
 
         Code is not text: person-name and key-value patterns would corrupt JavaScript (``a^b`` is XOR), so a
         figure's data is scrubbed as JSON *before* it is rendered (see :meth:`notebook`). Base64 ``data:``
@@ -111,13 +219,15 @@ class Scrubber:
             if _BASE64.fullmatch(part):
                 out.append(part)
                 continue
-            pieces = _SCRIPT.split(self.values_only(part))
-            out.append("".join(piece if i % 2 else self.patterns(piece) for i, piece in enumerate(pieces)))
+            pieces = _SCRIPT.split(part)
+            out.append("".join(self.script(piece) if i % 2 else self(piece) for i, piece in enumerate(pieces)))
         return "".join(out)
 
     def notebook(self, nb: dict[str, Any]) -> dict[str, Any]:
-        """Return a scrubbed copy of a notebook: sources, streams, tracebacks, text/HTML/JSON outputs (images untouched)."""
+        """Return a scrubbed copy of a notebook: sources, streams, tracebacks, text/HTML/JSON outputs, widget state (images untouched)."""
         nb = json.loads(json.dumps(nb))
+        if "widgets" in nb.get("metadata", {}):  # nbconvert embeds the saved widget state in the page
+            nb["metadata"]["widgets"] = self.scrub_json(nb["metadata"]["widgets"])
         for cell in nb.get("cells", []):
             src = cell.get("source", "")
             cell["source"] = self("".join(src) if isinstance(src, list) else src)
@@ -130,13 +240,13 @@ class Scrubber:
                 if "evalue" in output:
                     output["evalue"] = self(output["evalue"])
                 for mime, value in list(output.get("data", {}).items()):
-                    value = "".join(value) if isinstance(value, list) else value
+                    value = "".join(value) if isinstance(value, list) and mime.startswith(("text/", "image/")) else value
                     if mime.startswith("image/") and mime != "image/svg+xml":
                         continue
                     if mime == "text/html" or mime == "image/svg+xml":
                         output["data"][mime] = self.html(value)
                     elif mime == "application/javascript":
-                        output["data"][mime] = self.values_only(value)
+                        output["data"][mime] = self.script(value)
                     elif isinstance(value, str):
                         output["data"][mime] = self(value)
                     else:
@@ -144,43 +254,112 @@ class Scrubber:
         return nb
 
     def scrub_json(self, value: Any) -> Any:
-        """Scrub every string inside a JSON-like value (a summary, a plotly figure), returning a new value."""
+        """Scrub every string, key, identifier number and typed array inside a JSON-like value (a summary, a plotly figure)."""
         if isinstance(value, str):
             return self(value)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return MASK if self._is_identifier_number(value) else value
         if isinstance(value, list):
             return [self.scrub_json(v) for v in value]
         if isinstance(value, dict):
-            return {k: self.scrub_json(v) for k, v in value.items()}
+            if {"dtype", "bdata"} <= value.keys():
+                return self._typed_array(value)
+            return {self(k) if isinstance(k, str) else k: self.scrub_json(v) for k, v in value.items()}
         return value
+
+    def _is_identifier_number(self, value: float) -> bool:
+        return bool(self.numbers) and math.isfinite(value) and float(value).is_integer() and int(value) in self.numbers
+
+    def _typed_array(self, obj: dict[str, Any]) -> Any:
+        """A plotly typed array (``{"dtype", "bdata", "shape"}``): itself if clean, a list with the identifier numbers
+        masked if not, and :data:`MASK` in its place when it cannot be decoded (an opaque blob is not shown)."""
+        try:
+            dtype = np.dtype("<" + ("u1" if obj["dtype"] == "u1c" else str(obj["dtype"])))
+            if dtype.kind not in "biuf":
+                raise ValueError(f"dtype {obj['dtype']!r}")
+            array = np.frombuffer(base64.b64decode(obj["bdata"], validate=True), dtype)
+            shape = [int(n) for n in str(obj.get("shape") or len(array)).split(",")]
+            array = array.reshape(shape)
+        except (TypeError, ValueError, binascii.Error):
+            return MASK
+        if not self.numbers or dtype.kind == "b":
+            return obj
+        hits = np.isin(array, np.array(sorted(self.numbers), dtype=np.int64 if dtype.kind != "f" else np.float64))
+        if not hits.any():
+            return obj
+        masked = np.where(hits, MASK, array.astype(object))
+        return masked.tolist()
 
 
 _BASE64 = re.compile(r"(data:[\w/+.\-]+;base64,[A-Za-z0-9+/=\s]+)")
 _SCRIPT = re.compile(r"(<script\b.*?</script>|<style\b.*?</style>)", re.S | re.I)
+_TYPED_ARRAY = re.compile(r"(\{[^{}]*\"bdata\"[^{}]*\})")
 
 
-def dicom_identifier_values(roots: Iterable[str | Path], echo: Any = print) -> set[str]:
-    """Read the identifying attributes of every DICOM header under ``roots`` (headers only, no pixels) (``cxrkit report``)."""
+def _is_dicom_file(path: Path) -> bool:
+    """True for a file the kit's readers take as DICOM: a ``.dcm``/``.dicom`` suffix in any case, or the ``DICM`` marker."""
+    from cxrkit.io.images import DICOM_SUFFIXES, RASTER_SUFFIXES
+
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return True
+    if suffix in RASTER_SUFFIXES or suffix in _NOT_DICOM:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+_NOT_DICOM = frozenset({".txt", ".csv", ".gz", ".json", ".md", ".html", ".xml", ".tgz", ".zip", ".npy", ".npz",
+                        ".parquet", ".yaml", ".yml", ".py", ".ipynb"})
+
+
+def _dicom_files(roots: Iterable[str | Path]) -> list[Path]:
+    """Every DICOM file under ``roots``, linked folders followed once each (as the dataset readers walk them)."""
+    files: list[Path] = []
+    seen: set[str] = set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            if os.path.realpath(dirpath) in seen:
+                dirnames[:] = []
+                continue
+            seen.add(os.path.realpath(dirpath))
+            dirnames.sort()
+            files.extend(p for p in (Path(dirpath) / n for n in sorted(filenames)) if _is_dicom_file(p))
+    return files
+
+
+def dicom_identifiers(roots: Iterable[str | Path], echo: Any = print) -> set[tuple[str, str]]:
+    """``(keyword, value)`` for the identifying attributes of every DICOM under ``roots``, any suffix case or none (headers only)."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
+    from pydicom.multival import MultiValue
 
-    values: set[str] = set()
-    files = [p for root in roots if Path(root).exists() for p in sorted(Path(root).rglob("*.dcm"))]
+    found: set[tuple[str, str]] = set()
+    files = _dicom_files(roots)
     if len(files) > 2000:
         echo(f"report: reading identifiers from {len(files)} DICOM headers …")
     for path in files:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTIFIER_KEYWORDS))
-        except (InvalidDicomError, OSError, ValueError) as err:
+        except Exception as err:  # InvalidDicomError, EOFError, struct errors …: the readers refuse such a file too
             echo(f"report: skipped {path}: {err}")
             continue
         for keyword in IDENTIFIER_KEYWORDS:
             value = ds.get(keyword)
-            if value is None:
-                continue
-            for item in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]):
-                if str(item).strip():
-                    values.add(str(item).strip())
-    return values
+            for item in (value if isinstance(value, (list, tuple, MultiValue)) else [value]):
+                if item is not None and str(item).strip():
+                    found.add((keyword, str(item).strip()))
+    return found
+
+
+def dicom_identifier_values(roots: Iterable[str | Path], echo: Any = print) -> set[str]:
+    """The identifying values of every DICOM header under ``roots`` (:func:`dicom_identifiers` without keywords)."""
+    return {value for _, value in dicom_identifiers(roots, echo=echo)}
 
 
 def run_data_roots(run_folder: Path) -> list[Path]:
@@ -266,7 +445,7 @@ def build_report(run_folder: str | Path, out: str | Path | None = None, *, extra
     if not summary_path.exists():
         raise ValueError(f"{summary_path}: no such file — is {run_folder} a run folder written by `cxrkit run`?")
     summary = json.loads(summary_path.read_text())
-    scrub = Scrubber(set(extra_identifiers) | dicom_identifier_values(run_data_roots(run_folder), echo=echo))
+    scrub = Scrubber(set(extra_identifiers) | dicom_identifiers(run_data_roots(run_folder), echo=echo))
     summary = scrub.scrub_json(summary)
     heads: list[str] = []
     pages: list[str] = []
