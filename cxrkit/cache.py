@@ -1,20 +1,30 @@
 """The image cache: every film decoded once, resized, and stored as one uint8 array on disk.
 
 Built in parallel over the machine's cores with a progress bar; a file that cannot be read is skipped
-and listed in a quarantine table with the reason, so one bad file never stops a preparation. Writes are
-atomic: the array and its index are written under temporary names and the completion marker
-(``cache.json``) last, so an interrupted build leaves nothing a later run trusts. Taught in notebook 01.
+and listed in a quarantine table with the reason, so one bad file never stops a preparation. A worker
+process that dies (out of memory, a crashing decoder) does not stop it either: the films of its
+unfinished batches are retried one at a time in a fresh worker, and a film that kills that worker too
+is quarantined, named. Writes are atomic: the array and its index are written under temporary names
+and the completion marker (``cache.json``) last, so an interrupted build leaves nothing a later run
+trusts. Each source file's size and modification time are recorded (``sources.csv``); a finished
+cache whose files changed since re-decodes just those films. Warnings raised while decoding (values
+above BitsStored …) are shown once by the building process and kept in ``notes.csv``. Taught in
+notebook 01.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,23 +32,43 @@ import pandas as pd
 from cxrkit.errors import CxrkitError
 
 MARKER = "cache.json"
+SOURCES = "sources.csv"
+NOTES = "notes.csv"
+
+Failure = tuple[int, str]
+Note = tuple[int, type, str]
 
 
-def _read_chunk(args: tuple[Sequence[str], int]) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Worker: read and resize a chunk of image paths; return the uint8 stack and (position, reason) failures."""
+class CacheParameterError(CxrkitError, ValueError):
+    """A parameter of the image cache (its film size, its chunk) is not usable; the message names it."""
+
+
+def _read_chunk(args: tuple) -> tuple[np.ndarray, list[Failure], list[Note]]:
+    """Worker: read and resize a chunk of image paths; return the uint8 stack, (position, reason) failures and warnings.
+
+    ``args`` is ``(paths, size)`` or ``(paths, size, max_pixels)``; the third sets
+    :data:`cxrkit.io.dicom.MAX_PIXELS` in this process (a spawned worker does not see the parent's).
+    """
+    from cxrkit.io import dicom
     from cxrkit.io.images import read_image, to_uint8
 
-    paths, size = args
+    paths, size = args[0], args[1]
+    if len(args) > 2:
+        dicom.MAX_PIXELS = int(args[2])
     out = np.zeros((len(paths), size, size), dtype=np.uint8)
-    failures: list[tuple[int, str]] = []
+    failures: list[Failure] = []
+    notes: list[Note] = []
     for i, path in enumerate(paths):
-        try:
-            out[i] = to_uint8(read_image(path, size))
-        except CxrkitError as err:
-            failures.append((i, getattr(err, "reason", str(err))))
-        except Exception as err:  # an undecodable file must never stop a 300,000-image preparation
-            failures.append((i, f"{type(err).__name__}: {err}"))
-    return out, failures
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out[i] = to_uint8(read_image(path, size))
+            except CxrkitError as err:
+                failures.append((i, getattr(err, "reason", str(err))))
+            except Exception as err:  # an undecodable file must never stop a 300,000-image preparation
+                failures.append((i, f"{type(err).__name__}: {err}"))
+        notes += [(i, w.category, str(w.message)) for w in caught]
+    return out, failures, notes
 
 
 @dataclass
@@ -72,56 +102,185 @@ def cache_is_complete(folder: Path, params: dict[str, Any]) -> bool:
     return info.get("params") == params
 
 
+def check_cache_parameters(size: Any, chunk: Any = 64) -> tuple[int, int]:
+    """Return (size, chunk) as ints, or raise CacheParameterError naming the bad one — before anything is written."""
+    for name, value, example in (("size", size, "the side of the square film in pixels, e.g. 128"),
+                                 ("chunk", chunk, "films per batch, e.g. 64")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise CacheParameterError(f"image cache {name} {value!r} is not usable: expected a positive integer "
+                                      f"({example})")
+    return int(size), int(chunk)
+
+
+def fingerprint(path: str | Path) -> tuple[int, int]:
+    """Return a source file's (size in bytes, modification time in ns), or (-1, -1) when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return -1, -1
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+
+def _died_reason(err: BaseException) -> str:
+    return (f"the worker process decoding this file died ({type(err).__name__}: {err}); retried alone in a fresh "
+            "worker, it died again — the decoder crashed or ran out of memory on this file")
+
+
+def _decode(paths: Sequence[str], size: int, *, workers: int, chunk: int, sink: Callable[[int, np.ndarray], None],
+            progress: Callable[[int], None]) -> tuple[list[Failure], list[Note]]:
+    """Decode ``paths`` in batches (``sink(position, stack)`` stores each); survive and name films that kill a worker."""
+    from cxrkit.io import dicom
+
+    jobs = [(list(paths[i:i + chunk]), size, dicom.MAX_PIXELS) for i in range(0, len(paths), chunk)]
+    offsets = list(range(0, len(paths), chunk))
+    failed: list[Failure] = []
+    notes: list[Note] = []
+
+    def take(offset: int, result: tuple[np.ndarray, list[Failure], list[Note]]) -> None:
+        stack, failures, chunk_notes = result
+        sink(offset, stack)
+        failed.extend((offset + i, reason) for i, reason in failures)
+        notes.extend((offset + i, category, message) for i, category, message in chunk_notes)
+        progress(len(stack))
+
+    if workers == 1:
+        for offset, job in zip(offsets, jobs):
+            take(offset, _read_chunk(job))
+        return failed, notes
+
+    pending, suspects = deque(range(len(jobs))), []
+    while pending:
+        executor, inflight, broke = _pool(workers), {}, False
+        try:
+            while (pending or inflight) and not broke:
+                while pending and len(inflight) < workers:
+                    k = pending.popleft()
+                    try:
+                        inflight[executor.submit(_read_chunk, jobs[k])] = k
+                    except BrokenProcessPool:
+                        pending.appendleft(k)
+                        broke = True
+                        break
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                if broke:
+                    done, _ = wait(inflight)
+                for future in done:
+                    k = inflight.pop(future)
+                    try:
+                        take(offsets[k], future.result())
+                    except BrokenProcessPool:
+                        broke = True
+                        suspects.append(k)
+                if broke:  # every batch still in flight went down with the pool
+                    for future, k in list(inflight.items()):
+                        try:
+                            take(offsets[k], future.result())
+                        except BrokenProcessPool:
+                            suspects.append(k)
+                    inflight.clear()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+    if suspects:
+        films = sum(len(jobs[k][0]) for k in suspects)
+        print(f"cxrkit: a worker process died while decoding; retrying the {films} films of its unfinished "
+              "batches one at a time", file=sys.stderr)
+        failed += _retry_alone([(offsets[k] + j, p) for k in sorted(suspects) for j, p in enumerate(jobs[k][0])],
+                               size, dicom.MAX_PIXELS, take)
+    return sorted(failed), sorted(notes, key=lambda n: n[0])
+
+
+def _retry_alone(films: list[tuple[int, str]], size: int, max_pixels: int,
+                 take: Callable[[int, tuple[np.ndarray, list[Failure], list[Note]]], None]) -> list[Failure]:
+    """Decode each (position, path) alone in a one-worker pool; a film whose worker dies again is a failure."""
+    died: list[Failure] = []
+    executor = None
+    try:
+        for position, path in films:
+            executor = executor or _pool(1)
+            try:
+                take(position, executor.submit(_read_chunk, ([path], size, max_pixels)).result())
+            except BrokenProcessPool as err:
+                died.append((position, _died_reason(err)))
+                executor.shutdown(wait=True, cancel_futures=True)
+                executor = None
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return died
+
+
+def _emit(notes: list[Note]) -> None:
+    """Show each decoding warning once in this process (a spawned worker's would not reach a notebook)."""
+    for _, category, message in notes:
+        warnings.warn(message, category if isinstance(category, type) and issubclass(category, Warning)
+                      else UserWarning, stacklevel=3)
+
+
+def _notes_frame(notes: list[Note], ids: Sequence[str], paths: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"image_id": ids[i], "image_path": paths[i], "warning": getattr(c, "__name__", str(c)),
+                          "note": m} for i, c, m in notes], columns=["image_id", "image_path", "warning", "note"])
+
+
+def _sources_frame(ids: Sequence[str], paths: Sequence[str], prints: Sequence[tuple[int, int]]) -> pd.DataFrame:
+    return pd.DataFrame({"image_id": list(ids), "image_path": list(paths),
+                         "size": [s for s, _ in prints], "mtime_ns": [m for _, m in prints]})
+
+
 def build_image_cache(table: pd.DataFrame, folder: str | Path, *, size: int, workers: int | None = None,
                       chunk: int = 64, progress: bool = True, params: dict[str, Any] | None = None) -> ImageCache:
     """Decode every ``image_path`` of ``table`` to a ``size``×``size`` uint8 film in ``folder`` (notebook 01).
 
     Reuses a finished cache built with the same parameters, the same image ids and the same code (the
-    ``prepared`` code version of :mod:`cxrkit.artifacts`); otherwise rebuilds it from scratch.
+    ``prepared`` code version of :mod:`cxrkit.artifacts`), re-decoding only the films whose source file
+    changed (size, modification time or path) since; otherwise rebuilds it from scratch. A cache built
+    before file fingerprints were recorded is rebuilt. A ``size`` or ``chunk`` that is not a positive
+    integer raises :class:`CacheParameterError` before anything is written.
     """
     from tqdm.auto import tqdm
 
     from cxrkit.artifacts import artifact_code_version
 
+    size, chunk = check_cache_parameters(size, chunk)
     folder = Path(folder)
     ids = table["image_id"].astype(str).tolist()
     params = {**(params or {}), "size": int(size), "n_images": len(ids),
               "ids_hash": pd.util.hash_pandas_object(pd.Series(ids), index=False).sum().item(),
               "code": artifact_code_version("prepared")}
+    paths = table["image_path"].astype(str).tolist()
     if cache_is_complete(folder, params):
-        return load_image_cache(folder)
+        reused = _reuse(folder, ids, paths, size=size, workers=workers, chunk=chunk, progress=progress)
+        if reused is not None:
+            return reused
     if len(set(ids)) != len(ids):
         raise ValueError("image_id must be unique in the table given to build_image_cache")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).unlink(missing_ok=True)  # whatever was here is no longer trusted
-    paths = table["image_path"].astype(str).tolist()
-    chunks = [(paths[i:i + chunk], int(size)) for i in range(0, len(paths), chunk)]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
+    prints = [fingerprint(p) for p in paths]  # before decoding: a file changed meanwhile counts as changed
+    n_chunks = (len(paths) + chunk - 1) // chunk
+    workers = max(1, min(workers or os.cpu_count() or 1, n_chunks or 1))
 
     tmp = folder / "images.npy.tmp"
     images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size))
-    failed: list[tuple[int, str]] = []
     start = time.perf_counter()
     bar = tqdm(total=len(paths), desc=f"caching {len(paths)} films at {size}px", unit="img", disable=not progress)
-    if workers == 1:
-        results = map(_read_chunk, chunks)
-        executor = None
-    else:
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-        results = executor.map(_read_chunk, chunks)
+
+    def sink(offset: int, stack: np.ndarray) -> None:
+        images[offset:offset + len(stack)] = stack
+
     try:
-        for c, (stack, failures) in enumerate(results):
-            offset = c * chunk
-            images[offset:offset + len(stack)] = stack
-            failed += [(offset + i, reason) for i, reason in failures]
-            bar.update(len(stack))
+        failed, notes = _decode(paths, size, workers=workers, chunk=chunk, sink=sink, progress=bar.update)
     finally:
         bar.close()
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - start
     images.flush()
     del images
+    _emit(notes)
 
     bad = {i for i, _ in failed}
     keep = np.array([i for i in range(len(paths)) if i not in bad], dtype=np.int64)
@@ -136,9 +295,100 @@ def build_image_cache(table: pd.DataFrame, folder: str | Path, *, size: int, wor
     tmp.unlink(missing_ok=True)
     _atomic_csv(folder / "index.csv", index)
     _atomic_csv(folder / "quarantine.csv", quarantine)
+    _atomic_csv(folder / SOURCES, _sources_frame(ids, paths, prints))
+    _write_notes(folder, _notes_frame(notes, ids, paths))
     info = {"params": params, "n_cached": int(len(keep)), "n_quarantined": len(failed),
             "seconds": round(seconds, 3), "images_per_s": round(len(paths) / max(seconds, 1e-9), 1),
             "workers": workers}
+    _atomic_text(folder / MARKER, json.dumps(info, indent=2))
+    return load_image_cache(folder)
+
+
+def _write_notes(folder: Path, notes: pd.DataFrame) -> None:
+    if len(notes):
+        _atomic_csv(folder / NOTES, notes)
+    else:
+        (folder / NOTES).unlink(missing_ok=True)
+
+
+def _reuse(folder: Path, ids: list[str], paths: list[str], *, size: int, workers: int | None, chunk: int,
+           progress: bool) -> ImageCache | None:
+    """Load a finished cache, re-decoding the films whose source changed; None when it must be rebuilt."""
+    sources = folder / SOURCES
+    if not sources.exists():
+        print(f"cxrkit: the image cache in {folder} records no file fingerprints (built by an older cxrkit); "
+              "rebuilding it", file=sys.stderr)
+        return None
+    recorded = pd.read_csv(sources, dtype={"image_id": str, "image_path": str})
+    if recorded["image_id"].tolist() != ids:
+        return None
+    now = [fingerprint(p) for p in paths]
+    changed = [i for i, (p, fp, old_p, old_s, old_m) in enumerate(zip(paths, now, recorded["image_path"],
+                                                                   recorded["size"], recorded["mtime_ns"]))
+               if p != old_p or fp != (int(old_s), int(old_m))]
+    if not changed:
+        return load_image_cache(folder)
+    print(f"cxrkit: {len(changed)} of {len(ids)} source files changed since the image cache in {folder} was built "
+          "(size, modification time or path); re-decoding them", file=sys.stderr)
+    return _refresh(folder, ids, paths, now, changed, size=size, workers=workers, chunk=chunk, progress=progress)
+
+
+def _refresh(folder: Path, ids: list[str], paths: list[str], now: list[tuple[int, int]], changed: list[int], *,
+             size: int, workers: int | None, chunk: int, progress: bool) -> ImageCache:
+    """Re-decode the ``changed`` films and rewrite the cache; every other film's array is copied unchanged."""
+    from tqdm.auto import tqdm
+
+    info = json.loads((folder / MARKER).read_text())
+    old_index = pd.read_csv(folder / "index.csv", dtype={"image_id": str})
+    old_quarantine = pd.read_csv(folder / "quarantine.csv", dtype={"image_id": str}).set_index("image_id")
+    old_notes = pd.read_csv(folder / NOTES, dtype={"image_id": str}) if (folder / NOTES).exists() else None
+    old_row = dict(zip(old_index["image_id"], old_index["row"]))
+    sub_paths = [paths[i] for i in changed]
+    n_chunks = (len(sub_paths) + chunk - 1) // chunk
+    workers = max(1, min(workers or os.cpu_count() or 1, n_chunks or 1))
+    fresh_tmp = folder / "refresh.npy.tmp"
+    fresh = np.lib.format.open_memmap(fresh_tmp, mode="w+", dtype=np.uint8, shape=(len(sub_paths), size, size))
+
+    def sink(offset: int, stack: np.ndarray) -> None:
+        fresh[offset:offset + len(stack)] = stack
+
+    bar = tqdm(total=len(sub_paths), desc=f"re-caching {len(sub_paths)} changed films", unit="img",
+               disable=not progress)
+    try:
+        sub_failed, sub_notes = _decode(sub_paths, size, workers=workers, chunk=chunk, sink=sink, progress=bar.update)
+    finally:
+        bar.close()
+    _emit(sub_notes)
+    new_reason = {changed[j]: reason for j, reason in sub_failed}
+    fresh_of = {i: j for j, i in enumerate(changed)}
+
+    (folder / MARKER).unlink(missing_ok=True)  # the cache is being rewritten: not trusted until the marker is back
+    old = np.load(folder / "images.npy", mmap_mode="r")
+    keep = [i for i in range(len(ids)) if (i in fresh_of and i not in new_reason) or
+            (i not in fresh_of and ids[i] in old_row)]
+    tmp = folder / "images.npy.tmp"
+    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(keep), size, size))
+    for row, i in enumerate(keep):
+        images[row] = fresh[fresh_of[i]] if i in fresh_of else old[old_row[ids[i]]]
+    images.flush()
+    del images, old, fresh
+    quarantine = pd.DataFrame(
+        [{"image_id": ids[i], "image_path": paths[i], "reason": new_reason[i]} if i in new_reason else
+         {"image_id": ids[i], "image_path": old_quarantine.loc[ids[i], "image_path"],
+          "reason": old_quarantine.loc[ids[i], "reason"]}
+         for i in range(len(ids)) if i in new_reason or (i not in fresh_of and ids[i] not in old_row)],
+        columns=["image_id", "image_path", "reason"])
+    notes = _notes_frame([(changed[j], c, m) for j, c, m in sub_notes], ids, paths)
+    if old_notes is not None:
+        untouched = old_notes[~old_notes["image_id"].isin({ids[i] for i in changed})]
+        notes = pd.concat([untouched, notes], ignore_index=True) if len(notes) else untouched
+    os.replace(tmp, folder / "images.npy")
+    fresh_tmp.unlink(missing_ok=True)
+    _atomic_csv(folder / "index.csv", pd.DataFrame({"image_id": [ids[i] for i in keep], "row": np.arange(len(keep))}))
+    _atomic_csv(folder / "quarantine.csv", quarantine)
+    _atomic_csv(folder / SOURCES, _sources_frame(ids, paths, now))
+    _write_notes(folder, notes)
+    info.update({"n_cached": len(keep), "n_quarantined": len(quarantine), "refreshed": len(changed)})
     _atomic_text(folder / MARKER, json.dumps(info, indent=2))
     return load_image_cache(folder)
 

@@ -15,27 +15,50 @@ The pipeline, in the order the DICOM standard applies it (taught step by step in
 Before a VOI LUT Sequence the modality values are cast back to integers (they are integers whenever
 slope and intercept are integral; otherwise they are rounded, since a LUT is indexed by integers).
 Files that cannot be decoded raise :class:`cxrkit.errors.ImageReadError` naming the file and the
-transfer syntax.
+transfer syntax. Before any pixel is decoded, the size the header declares (Rows × Columns × frames) is
+checked against :data:`MAX_PIXELS`, so a small compressed file that declares a huge film (a
+decompression bomb) is refused instead of exhausting memory; a truncated file is said to be truncated;
+stored values that use bits above ``BitsStored`` (which the decoder masks away) draw a
+:class:`DicomValueWarning` naming the file — the decoded values themselves are never changed.
 """
 from __future__ import annotations
 
 import math
 import re
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset as _pydicom_read_dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from cxrkit.errors import ImageReadError
 
 from .resize import Aspect, resize_gray
 
-__all__ = ["read_dicom", "read_dataset", "dicom_to_display", "dicom_header_fields", "parse_age", "transfer_syntax_name"]
+__all__ = ["read_dicom", "read_dataset", "dicom_to_display", "dicom_header_fields", "parse_age", "transfer_syntax_name",
+           "MAX_PIXELS", "DicomValueWarning", "check_declared_size"]
+
+#: The most pixels (Rows × Columns × frames) a film may declare before it is decoded: 100 megapixels.
+#: Real chest X-rays are at most about 4300 × 3500 ≈ 15 MP; a larger declaration is refused as a likely
+#: decompression bomb (a few hundred kB of deflated zeros can declare 65535² pixels, ~8.6 GB decoded).
+#: Raise it (``cxrkit.io.dicom.MAX_PIXELS = ...``) to read larger films; it also bounds PNG/JPEG inputs
+#: (:mod:`cxrkit.io.images`), and the image cache hands its current value to its worker processes.
+MAX_PIXELS: int = 100_000_000
+
+#: How much of a deflated file's inflated data is examined to find the declared film size.
+_DEFLATE_PEEK_BYTES = 1 << 20
+
+
+class DicomValueWarning(UserWarning):
+    """A DICOM file's stored values are outside what its header declares (the file is decoded as the standard says, but may look wrong)."""
 
 
 def transfer_syntax_name(ds: Dataset) -> str:
@@ -48,19 +71,78 @@ def transfer_syntax_name(ds: Dataset) -> str:
 
 
 def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Dataset:
-    """Read a DICOM file with pydicom, turning any failure into ImageReadError naming the file (notebook 01)."""
+    """Read a DICOM file with pydicom, turning any failure into ImageReadError naming the file (notebook 01).
+
+    A deflated file is inflated by pydicom as a whole, so its declared film size is checked against
+    :data:`MAX_PIXELS` first, from the first megabyte of its inflated data.
+    """
     try:
+        _check_deflated_size(path)
         return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
     except Exception as err:  # InvalidDicomError, EOFError, struct errors … in a corrupt or non-DICOM file
         raise ImageReadError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from err
 
 
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def check_declared_size(ds: Dataset, path: str | Path = "<dataset>") -> None:
+    """Raise ImageReadError when the film ``ds`` declares (Rows × Columns × frames) exceeds :data:`MAX_PIXELS` — before any decoding."""
+    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    frames = max(1, _int(ds.get("NumberOfFrames"), 1))
+    declared = rows * columns * frames
+    if declared > MAX_PIXELS:
+        shape = f"{rows}×{columns}" + (f"×{frames} frames" if frames > 1 else "")
+        raise ImageReadError(path, f"the header declares a {shape} film ({declared / 1e6:.1f} megapixels), over the "
+                                   f"limit of {MAX_PIXELS / 1e6:.1f} megapixels (cxrkit.io.dicom.MAX_PIXELS); refused "
+                                   "before decoding, as a likely decompression bomb — raise the limit to read it")
+
+
+def _check_deflated_size(path: str | Path) -> None:
+    """For a Deflated Explicit VR Little Endian file, check the declared film size without inflating the whole file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(144)
+            if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+                return  # no standard file meta group: pydicom decides what this is
+            meta = pydicom.filereader.read_file_meta_info(path)
+            if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+                return
+            handle.seek(144 + int(meta.get("FileMetaInformationGroupLength", 0)))
+            inflater, inflated = zlib.decompressobj(-zlib.MAX_WBITS), b""
+            while len(inflated) < _DEFLATE_PEEK_BYTES:
+                data = handle.read(1 << 16) or inflater.unconsumed_tail
+                if not data:
+                    break
+                inflated += inflater.decompress(data, _DEFLATE_PEEK_BYTES - len(inflated))
+                if inflater.eof:
+                    break
+    except Exception:  # unreadable here (missing, corrupt meta group or stream): the full read reports it
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the peeked data ends mid-element by design
+        try:
+            header = _pydicom_read_dataset(DicomBytesIO(inflated), False, True,
+                                           stop_when=lambda tag, vr, length: tag.group > 0x0028)
+        except Exception:
+            return
+    check_declared_size(header, path)
+
+
 def _raw_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
     """Decode the stored pixel values of the first frame, naming the transfer syntax when that fails."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise ImageReadError(path, "the file has no pixel data")
+        raise ImageReadError(path, _no_pixel_data_reason(ds, path))
+    check_declared_size(ds, path)
+    _check_native_length(ds, path)
     try:
         arr = ds.pixel_array
     except Exception as err:  # missing decoder plugin, truncated or corrupt pixel data
@@ -68,6 +150,7 @@ def _raw_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
                                    f"{type(err).__name__}: {err}") from err
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    _warn_bits_above_stored(ds, path)
     if frames > 1:
         arr = arr[0]
     if samples > 1:
@@ -78,6 +161,80 @@ def _raw_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a 2-D image, got pixel array shape {arr.shape}")
     return arr
+
+
+def _file_size(path: str | Path) -> int | None:
+    try:
+        return Path(path).stat().st_size
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _no_pixel_data_reason(ds: Dataset, path: str | Path) -> str:
+    """Why a dataset without pixel data has none: a truncated file unless the header says otherwise."""
+    size = _file_size(path)
+    ends = f"it ends after {size} bytes" if size is not None else "it ends"
+    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    if rows and columns:
+        return (f"the file has no pixel data: {ends}, before the pixels of the {rows}×{columns} film its header "
+                "declares — the file is truncated")
+    return f"the file has no pixel data: {ends} — the file is truncated, or it is not an image"
+
+
+def _is_native(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    return bool(uid) and uid.is_transfer_syntax and not uid.is_compressed
+
+
+def _native_layout(ds: Dataset) -> tuple[int, int, int] | None:
+    """(number of stored values, bits allocated, bytes expected) of native pixel data, or None when not applicable."""
+    if "PixelData" not in ds or not _is_native(ds):
+        return None
+    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    frames, samples = max(1, _int(ds.get("NumberOfFrames"), 1)), max(1, _int(ds.get("SamplesPerPixel"), 1))
+    allocated = _int(ds.get("BitsAllocated"))
+    if not (rows and columns and allocated):
+        return None
+    values = rows * columns * frames * samples
+    return values, allocated, (values * allocated + 7) // 8
+
+
+def _check_native_length(ds: Dataset, path: str | Path) -> None:
+    """Raise ImageReadError saying the file is truncated when uncompressed pixel data is shorter than declared."""
+    layout = _native_layout(ds)
+    if layout is None:
+        return
+    held, expected = len(ds.PixelData or b""), layout[2]
+    if held < expected:
+        raise ImageReadError(path, f"the pixel data is truncated: the file holds {held} of the {expected} bytes its "
+                                   f"header declares ({_int(ds.get('Rows'))}×{_int(ds.get('Columns'))}, "
+                                   f"BitsAllocated {layout[1]}) — the file was cut short")
+
+
+def _warn_bits_above_stored(ds: Dataset, path: str | Path) -> None:
+    """Warn (DicomValueWarning) when native stored values use bits above BitsStored, which decoding masks away."""
+    layout = _native_layout(ds)
+    if layout is None or layout[1] not in (8, 16, 32):
+        return
+    values, allocated, _ = layout
+    stored = _int(ds.get("BitsStored"), allocated)
+    if not 0 < stored < allocated:
+        return
+    order = "<" if ds.file_meta.TransferSyntaxUID.is_little_endian else ">"
+    raw = np.frombuffer(ds.PixelData, dtype=f"{order}u{allocated // 8}", count=values)
+    signed = _int(ds.get("PixelRepresentation")) == 1
+    high = raw >> stored  # the bits above BitsStored: zero in a well-formed file (or a sign extension when signed)
+    if signed:  # out of range as a sign-extended value; high bits left at zero are the standard's masked encoding
+        value = raw.view(f"{order}i{allocated // 8}")
+        bad = int(np.count_nonzero((high != 0) & ((value < -(2 ** (stored - 1))) | (value > 2 ** (stored - 1) - 1))))
+    else:
+        bad = int(np.count_nonzero(high))
+    if bad:
+        lo, hi = (-(2 ** (stored - 1)), 2 ** (stored - 1) - 1) if signed else (0, 2**stored - 1)
+        warnings.warn(f"{path}: {bad} stored pixel value(s) fall outside the {lo}..{hi} range of BitsStored {stored} "
+                      f"(BitsAllocated {allocated}); the decoder keeps only the low {stored} bits, so the film "
+                      "may look scrambled — check the file", DicomValueWarning, stacklevel=2)
 
 
 def _has_voi_lut_sequence(ds: Dataset) -> bool:

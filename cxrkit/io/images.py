@@ -3,7 +3,9 @@
 Every reader returns float32 H×W in [0, 1]. PNG/JPEG values are divided by their bit depth's
 maximum (255 or 65535) — no contrast stretching, since those files are already display images
 (MIMIC-CXR-JPG is inverted and equalised, NIH PNGs are 8-bit). RGB/RGBA/palette images are
-collapsed to luminance (alpha is ignored). Taught in notebook 01 (data preparation).
+collapsed to luminance (alpha is ignored). A PNG/JPEG whose declared width × height exceeds
+:data:`cxrkit.io.dicom.MAX_PIXELS` (100 megapixels unless raised) is refused before its pixels are
+decoded, as a DICOM is; Pillow's own decompression-bomb guard stays on. Taught in notebook 01.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from cxrkit.errors import ImageReadError
 
+from . import dicom as _dicom
 from .dicom import read_dicom
 from .resize import Aspect, resize_gray
 
@@ -36,6 +39,7 @@ def read_raster(path: str | Path) -> np.ndarray:
     """Read an 8- or 16-bit PNG/JPEG (gray, RGB, RGBA, palette) into float32 H×W in [0, 1] (notebook 01)."""
     try:
         with Image.open(path) as image:
+            _check_declared_size(image, path)
             image.load()  # Image.open is lazy: truncation shows up only when the pixels are decoded
             mode = image.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -58,11 +62,25 @@ def read_raster(path: str | Path) -> np.ndarray:
         raise ImageReadError(path, "file not found") from None
     except UnidentifiedImageError as err:
         raise ImageReadError(path, f"not a recognised image file ({err})") from err
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(path, f"refused before decoding, as a likely decompression bomb: {err} "
+                                   "(PIL.Image.MAX_IMAGE_PIXELS)") from err
+    except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(path, f"cannot decode the image, it may be truncated or corrupt ({type(err).__name__}: {err})") from err
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a 2-D grayscale image, got shape {arr.shape}")
     return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _check_declared_size(image: Image.Image, path: str | Path) -> None:
+    """Raise ImageReadError when an opened (not yet decoded) image declares more than MAX_PIXELS pixels."""
+    width, height = image.size
+    declared = width * height
+    if declared > _dicom.MAX_PIXELS:
+        raise ImageReadError(path, f"the image declares {width}×{height} pixels ({declared / 1e6:.1f} megapixels), "
+                                   f"over the limit of "
+                                   f"{_dicom.MAX_PIXELS / 1e6:.1f} megapixels (cxrkit.io.dicom.MAX_PIXELS); refused "
+                                   "before decoding, as a likely decompression bomb — raise the limit to read it")
 
 
 def _unit(values: np.ndarray) -> np.ndarray:

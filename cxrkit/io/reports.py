@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +37,12 @@ from cxrkit.errors import ReportParseError
 __all__ = [
     "HEADING_VARIANTS", "COMBINED_FINDINGS_IMPRESSION", "canonical_heading", "parse_mimic_report", "labeling_text",
     "SECTION_POLICIES", "check_section_policy", "read_mimic_report", "OpenIReport", "OpenIFigure", "parse_openi_xml",
-    "normalise_openi_image_id", "OPENI_SECTIONS",
+    "normalise_openi_image_id", "OPENI_SECTIONS", "ReportEncodingWarning", "decode_report_bytes",
 ]
+
+
+class ReportEncodingWarning(UserWarning):
+    """A report file is not UTF-8 and was read as Windows-1252 (or Latin-1); the warning names the file."""
 
 #: Report headings as written (upper case, single spaces) → canonical section name.
 HEADING_VARIANTS: dict[str, str] = {
@@ -196,24 +201,36 @@ def labeling_text(sections: dict[str, str], policy: str = "impression") -> str:
     return content[-1] if content else ""
 
 
-def read_mimic_report(path: str | Path) -> dict[str, str]:
-    """Read and parse one MIMIC-CXR report file; unreadable, non-UTF-8 or empty files raise ReportParseError (notebook 01).
+def decode_report_bytes(raw: bytes) -> tuple[str, str | None]:
+    """Decode report bytes as UTF-8, else Windows-1252, else Latin-1; return (text, the fallback used or None) — notebook 01."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as err:
+        note = f"not UTF-8 (byte {err.start}: {err.reason})"
+    try:
+        return raw.decode("cp1252"), f"{note}; read as Windows-1252"
+    except UnicodeDecodeError:  # five bytes are undefined in Windows-1252; Latin-1 decodes every byte
+        return raw.decode("latin-1"), f"{note}; read as Latin-1"
 
-    A report without recognisable headings returns ``{"preamble": text}`` — the caller decides
-    whether that counts as findings.
+
+def read_mimic_report(path: str | Path) -> dict[str, str]:
+    """Read and parse one MIMIC-CXR report file; unreadable, binary or empty files raise ReportParseError (notebook 01).
+
+    A file that is not UTF-8 is read as Windows-1252 (else Latin-1) with a :class:`ReportEncodingWarning`
+    naming it, instead of being dropped. A report without recognisable headings returns
+    ``{"preamble": text}`` — the caller decides whether that counts as findings.
     """
     try:
         raw = Path(path).read_bytes()
     except OSError as err:
         raise ReportParseError(path, f"cannot read the file ({type(err).__name__}: {err})") from err
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ReportParseError(path, f"not UTF-8 text (byte {err.start}: {err.reason})") from err
+    if b"\x00" in raw:
+        raise ReportParseError(path, "the file contains NUL bytes; it is not a text report")
+    text, fallback = decode_report_bytes(raw)
     if not text.strip():
         raise ReportParseError(path, "the report is empty")
-    if "\x00" in text:
-        raise ReportParseError(path, "the file contains NUL bytes; it is not a text report")
+    if fallback is not None:
+        warnings.warn(f"report {path}: {fallback}", ReportEncodingWarning, stacklevel=2)
     return parse_mimic_report(text)
 
 
