@@ -149,3 +149,12 @@ def test_fetch_refuses_an_empty_destination(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["fetch", "iu-xray", "", "--quiet"]) == 2
     assert "destination folder is empty" in one_error(capsys, "fetch") and list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_dataset_is_one_message_with_a_suggestion(tmp_path, capsys):
+    """``cxrkit prep --dataset mimic-cxr-jgp``: one line naming the near name, exit 2, no traceback."""
+    from cxrkit.cli import main
+
+    code = main(["prep", "--dataset", "mimic-cxr-jgp", "--root", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "did you mean 'mimic-cxr-jpg'" in err

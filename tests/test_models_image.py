@@ -210,3 +210,14 @@ def test_lse_pooling_runs_from_the_mean_to_the_maximum_of_the_class_map():
     with pytest.raises(TypeError, match="lse"):
         SmallCNN(num_outputs=3, width=8).class_map(x.float())
 
+
+
+def test_weights_path_with_a_tilde_is_the_users_home(tmp_path, monkeypatch):
+    """``weights_path="~/…"`` as notebook 02 documents it: ``~`` is expanded; a missing file is a kit error naming it."""
+    from cxrkit.errors import CxrkitError
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    torch.save(build_image_model("small_cnn", K).state_dict(), tmp_path / "mine.pt")
+    build_image_model("small_cnn", K, weights_path="~/mine.pt")  # loads: no "~/mine.pt does not exist"
+    with pytest.raises(CxrkitError, match=r"nope\.pt does not exist"):
+        build_image_model("small_cnn", K, weights_path="~/nope.pt")

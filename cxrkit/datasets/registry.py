@@ -50,9 +50,20 @@ def root_env_var(dataset: str) -> str:
     return "CXRKIT_" + dataset.upper().replace("-", "_") + "_ROOT"
 
 
+class UnknownDatasetError(CxrkitError, KeyError):
+    """A dataset name the registry does not know (notebook 01); a ``KeyError`` too, as it always was."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0])
+
+
 def _check_name(dataset: str) -> None:
     if dataset not in DATASETS:
-        raise KeyError(f"unknown dataset {dataset!r}; choose one of {list_datasets()}")
+        import difflib
+
+        near = difflib.get_close_matches(str(dataset), list(DATASETS), n=1)
+        raise UnknownDatasetError(f"unknown dataset {dataset!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                  + f"; choose one of {list_datasets()}")
 
 
 def resolve_root(dataset: str, root: str | Path | None = None) -> Path:

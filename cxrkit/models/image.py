@@ -295,9 +295,13 @@ def _normalise_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+class WeightsFileError(CxrkitError, FileNotFoundError):
+    """The weights file a user named does not exist (``weights_path``, notebook 02)."""
+
+
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist (weights load only from a local file)")
+        raise WeightsFileError(f"weights file {path} does not exist (weights load only from a local file)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the path named
@@ -317,7 +321,7 @@ def load_weights(model: nn.Module, weights_path: str | Path) -> list[str]:
     over the three colour channels (spread evenly over ``in_channels``) and a classifier whose shape
     differs is left fresh. Anything else raises :class:`WeightsMismatchError` listing the keys at fault.
     """
-    path = Path(weights_path)
+    path = Path(weights_path).expanduser()  # "~/weights/densenet121.pth" as notebook 02 documents it
     name = type(model).__name__
     first_key, head = getattr(model, "first_conv_key", None), getattr(model, "head_prefix", None)
     if first_key is None or head is None:
