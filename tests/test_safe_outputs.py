@@ -103,6 +103,18 @@ def test_synth_resumes_a_cohort_the_kit_made_before_folder_markers(tmp_path, mon
     assert _tree(out) == _tree(fresh)  # resumed bit-identically
 
 
+def test_synth_keeps_using_its_own_home_folder_made_before_markers(tmp_path, monkeypatch):
+    from cxrkit.paths import artifact_dir
+    from cxrkit.profiles import get_profile
+    from cxrkit.synth import cohort_for_profile
+
+    monkeypatch.setenv("CXRKIT_HOME", str(tmp_path / "home"))
+    profile = get_profile("smoke", patients=3)
+    home = artifact_dir("cohorts", SynthParams.from_profile(profile).to_dict())
+    (home / "truth").mkdir(parents=True)  # an earlier kit version stopped right after making the folder
+    assert cohort_for_profile(profile, workers=1, progress=False) == home and is_complete(home)
+
+
 # ---------------------------------------------------------------------------------------------- synth: interrupts
 def _start_synth(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     out = tmp_path / "cohort"

@@ -233,8 +233,12 @@ def _clean_temporaries(root: Path, legacy: bool) -> None:
 
 
 def _is_kit_cohort(folder: Path) -> bool:
-    """A cohort folder the kit generated before folder markers: it holds the generator's ``truth/params.json``."""
-    return (folder / "truth" / "params.json").is_file()
+    """A cohort folder the kit generated before folder markers: its ``truth/params.json``, or its keyed home folder."""
+    if (folder / "truth" / "params.json").is_file():
+        return True
+    from cxrkit.paths import cxrkit_home
+
+    return folder.resolve().parent == (cxrkit_home() / "cohorts").resolve()  # CXRKIT_HOME/cohorts/<key>
 
 
 def generate_cohort(out_dir: str | Path, params: SynthParams | None = None, workers: int | None = None,
