@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cxrkit.errors import CxrkitError
 
@@ -109,9 +110,7 @@ def claim_folder(path: str | Path, owner: str, overwrite: bool = False, *, key: 
                 f"choose another folder, or pass {OVERWRITE_FLAG} to replace that run's files"))
         record = {**marker, "key": key} if key is not None else dict(marker)
         adopted = bool(marker.get("adopted", False))
-    elif not entries:
-        record, adopted = {"key": key} if key is not None else {}, False
-    elif legacy is not None and legacy(folder):
+    elif not entries or (legacy is not None and legacy(folder)):
         record, adopted = {"key": key} if key is not None else {}, False
     elif overwrite:
         record, adopted = {"key": key} if key is not None else {}, True

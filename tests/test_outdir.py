@@ -6,8 +6,15 @@ import json
 import pytest
 
 from cxrkit.errors import CxrkitError
-from cxrkit.outdir import (OutputFolderError, check_file_target, claim_folder, is_adopted, marker_path,
-                           read_marker, update_marker)
+from cxrkit.outdir import (
+    OutputFolderError,
+    check_file_target,
+    claim_folder,
+    is_adopted,
+    marker_path,
+    read_marker,
+    update_marker,
+)
 
 
 def test_a_missing_or_empty_folder_is_created_and_marked(tmp_path):

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.real_trees import make_chexpert
 
 from cxrkit import cli
 from cxrkit.errors import CxrkitError
 from cxrkit.paths import REPO_ROOT
 from cxrkit.synth import SynthParams, generate_cohort, is_complete
 from cxrkit.synth import cohort as cohort_mod
-from fixtures.real_trees import make_chexpert
 
 SYNTH = ["--patients", "3", "--seed", "1", "--workers", "1", "--no-progress"]
 
@@ -324,7 +324,7 @@ def test_student_accepts_a_student_folder_made_before_markers(tmp_path, capsys):
     out = tmp_path / "student"
     assert _student(out) == 0
     (out / ".cxrkit-student").unlink()
-    notebook = sorted(out.glob("*.ipynb"))[0]
+    notebook = min(out.glob("*.ipynb"))
     nb = json.loads(notebook.read_text())
     nb["cells"][-1]["source"] = "x = 1  # mine"
     notebook.write_text(json.dumps(nb, indent=1))

@@ -5,12 +5,13 @@ Layout under the cohort root::
     files/pXX/p<subject>/s<study>/<dicom_id>.dcm   one frontal film per study
     files/pXX/p<subject>/s<study>.txt              the study's report
     mimic-cxr-2.0.0-metadata.csv.gz                the real column order
+    .cxrkit-synth                                  the folder's owner (cxrkit.outdir): a later run may resume here
     truth/                                         generator truth; models never read it
         studies.csv images.csv report_misses.csv BBox_List_2017.csv params.json COMPLETE
         masks/<dicom_id>.npz                       one boolean array per present finding
         parts/<index>.json                         per-patient records (what resume trusts)
 
-Every file is written under a temporary name and renamed into place; a patient counts as done only
+Every file is written under a temporary name tagged ``.cxrkit-synth-tmp-`` and renamed into place; a patient counts as done only
 once its part record exists, and the cohort only once ``truth/COMPLETE`` exists, so an interrupted
 run leaves nothing a later run trusts. Each patient draws from its own seeded generator, so the
 bytes do not depend on the number of workers.
