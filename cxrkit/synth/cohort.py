@@ -11,9 +11,9 @@ Layout under the cohort root::
         masks/<dicom_id>.npz                       one boolean array per present finding
         parts/<index>.json                         per-patient records (what resume trusts)
 
-Every file is written under a temporary name tagged ``.cxrkit-synth-tmp-`` and renamed into place; a patient counts as done only
-once its part record exists, and the cohort only once ``truth/COMPLETE`` exists, so an interrupted
-run leaves nothing a later run trusts. Each patient draws from its own seeded generator, so the
+Every file is written under a temporary name tagged ``.cxrkit-synth-tmp-`` and renamed into place; a
+patient counts as done only once its part record exists, and the cohort only once ``truth/COMPLETE``
+exists, so an interrupted run leaves nothing a later run trusts. Each patient draws from its own seeded generator, so the
 bytes do not depend on the number of workers.
 """
 from __future__ import annotations
