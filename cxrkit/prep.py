@@ -6,7 +6,9 @@ reusing what is on disk and rebuilding what is missing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +23,9 @@ from cxrkit.repro import rng
 
 #: Patient fractions for train / validate / test when a dataset has no official split.
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.65, 0.15, 0.20)
+#: Cached film sizes ``cxrkit prep --size`` accepts, in pixels.
+SIZE_RANGE: tuple[int, int] = (8, 4096)
+OWNER = "prep"  # a prepared folder's marker: ``.cxrkit-prep`` (cxrkit.outdir)
 FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP", "FRONTAL")  # FRONTAL: frontal, PA vs AP unknown (IU PNGs)
 
 
@@ -125,19 +130,39 @@ def prepare_table(table: pd.DataFrame, *, seed: int, fractions: Sequence[float] 
     return table
 
 
+def _is_prepared_by(key: dict[str, Any]) -> Callable[[Path], bool]:
+    """A test for a folder ``prep`` made before folder markers with these inputs: its cache's record holds ``key``."""
+    def test(folder: Path) -> bool:
+        try:
+            recorded = json.loads((Path(folder) / "cache" / "cache.json").read_text()).get("params", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        return isinstance(recorded, dict) and all(recorded.get(k) == v for k, v in key.items())
+
+    return test
+
+
 def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None,
-            progress: bool = True, table: pd.DataFrame | None = None) -> Prepared:
+            progress: bool = True, table: pd.DataFrame | None = None, overwrite: bool = False) -> Prepared:
     """Study table → frontal films → patient split → image cache, keyed by the parameters; what notebooks 02+ call.
 
-    Writes ``studies.csv`` (the prepared table), ``splits.csv`` and ``quarantine.csv`` beside the cache.
+    Writes ``studies.csv`` (the prepared table), ``splits.csv`` and ``quarantine.csv`` beside the cache. ``out``
+    must be missing, empty, or a folder ``prep`` made with the same inputs; ``overwrite`` lets it write into
+    any other folder (replacing only those files and ``cache/``).
     """
     from cxrkit.datasets import load_study_table
+    from cxrkit.outdir import OutputFolderError, claim_folder
 
     dataset, root = resolve_dataset(params)
     size, seed = int(params.get("image_size", 128)), int(params.get("data_seed", params.get("seed", 0)))
     key = {"dataset": dataset, "root": str(root.resolve()), "size": size, "seed": seed,
            "fractions": list(DEFAULT_FRACTIONS)}
+    if out is not None and not str(out).strip():
+        raise OutputFolderError(Path(), "the output folder (--out) is empty; name a folder (never the current one)")
     folder = Path(out) if out is not None else artifact_dir("prepared", key)
+    # the kit's own keyed folder (CXRKIT_HOME/prepared/<key>) is always its own, marked or not
+    legacy = (lambda _: True) if out is None else _is_prepared_by(key)
+    claim_folder(folder, OWNER, overwrite, key=key, legacy=legacy)  # before any work: refuses foreign data
     if table is None:
         table = load_study_table(dataset, root)
     table = prepare_table(table, seed=seed)
@@ -153,14 +178,29 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
 
 
 # ---------------------------------------------------------------------------------------- command line
-def _cmd_prep(args: argparse.Namespace) -> int:
-    from cxrkit.profiles import get_profile
-
+def check_prep_arguments(args: argparse.Namespace) -> None:
+    """Reject a bad ``--size``, ``--workers``, ``--root`` or ``--out`` before any work, naming the flag and what it allows."""
     from cxrkit.errors import CxrkitError
 
-    params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size, data_seed=args.seed)
+    low, high = SIZE_RANGE
+    if not low <= args.size <= high:
+        raise CxrkitError(f"--size {args.size}: the cached film size must be {low} to {high} pixels")
+    if args.workers is not None and args.workers < 1:
+        raise CxrkitError(f"--workers {args.workers}: the number of processes must be at least 1 (or leave it out: all cores)")
+    for flag, value in (("--root", args.root), ("--out", args.out)):
+        if not str(value).strip():
+            raise CxrkitError(f"{flag} is empty; name a folder (an empty path is never taken as the current folder)")
+
+
+def _cmd_prep(args: argparse.Namespace) -> int:
+    from cxrkit.errors import CxrkitError
+    from cxrkit.profiles import get_profile
+
     try:
-        prepared = prepare(params, out=args.out, workers=args.workers)
+        check_prep_arguments(args)
+        params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size,
+                             data_seed=args.seed)
+        prepared = prepare(params, out=args.out, workers=args.workers, overwrite=args.overwrite)
     except CxrkitError as err:  # the kit's own errors name the file or value: one message, no traceback
         print(f"cxrkit prep: {err}", file=sys.stderr)
         return 2
@@ -223,8 +263,11 @@ def label_files(paths: Sequence[str | Path], progress: bool = True, sections: st
 
 def _cmd_label(args: argparse.Namespace) -> int:
     from cxrkit.errors import CxrkitError
+    from cxrkit.outdir import check_file_target
 
     try:
+        if args.out is not None:  # before any work: an existing file is never replaced without --overwrite
+            check_file_target(args.out, overwrite=args.overwrite)
         if args.evaluate_mesh:
             return _evaluate_mesh(args)
         if args.out is None:
@@ -280,6 +323,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", type=int, default=128, help="cached film size in pixels (default 128)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding other files or another run's output (only prep's own "
+                        "files and cache/ are replaced; nothing else is deleted)")
     p.set_defaults(func=_cmd_prep)
     from cxrkit.io.reports import SECTION_POLICIES
 
@@ -293,5 +339,6 @@ def register(subparsers: Any) -> None:
     q.add_argument("--evaluate-mesh", action="store_true",
                    help="measure the labeler on Open-i .xml reports against their MeSH major terms (F1, precision, "
                         "recall per finding) instead of writing labels")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     q.add_argument("--mesh-map", default=None, help="MeSH term → finding mapping YAML (default: cxrkit/labeler_mesh.yaml)")
     q.set_defaults(func=_cmd_label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -182,30 +183,79 @@ def _stubbed_exercises(nb: dict[str, Any], name: str) -> list[ExerciseCell]:
     return found
 
 
-def write_student_notebooks(notebooks: Iterable[Path], out_dir: Path, echo: Any = print) -> list[Path]:
-    """Write ``out_dir/NN_*.ipynb`` for each instructor notebook, verified leak-free (``cxrkit student``)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in notebooks:
+OWNER = "student"  # the student folder's marker ``.cxrkit-student`` records the hash of every notebook written
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_student_folder(folder: Path) -> bool:
+    """A student folder made before folder markers: it holds a notebook the kit wrote (``student_version_of``)."""
+    for path in folder.glob("*.ipynb"):
         try:
-            nb = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read notebook ({err})") from err
-        student, exercises = student_notebook(nb, Path(path).stem)
-        verify_student_copy(nb, student, Path(path).stem)
-        target = out_dir / Path(path).name
-        target.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+            if "student_version_of" in json.loads(path.read_text()).get("metadata", {}).get("cxrkit", {}):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+def write_student_notebooks(notebooks: Iterable[Path], out_dir: Path, echo: Any = print,
+                            overwrite: bool = False) -> list[Path]:
+    """Write ``out_dir/NN_*.ipynb`` for each instructor notebook, verified leak-free, keeping edited ones (``cxrkit student``).
+
+    A notebook already in ``out_dir`` is replaced only when it is byte-for-byte what the kit wrote there (its hash
+    is in the folder's marker) or what it would write now; one a student edited is kept and named, unless
+    ``overwrite``. ``out_dir`` must be missing, empty or a student folder, unless ``overwrite``.
+    """
+    from cxrkit.outdir import claim_folder, read_marker, update_marker
+
+    out_dir = Path(out_dir)
+    studied = [(Path(path), _student_copy(Path(path))) for path in notebooks]  # every check before any write
+    claim_folder(out_dir, OWNER, overwrite, legacy=_is_student_folder)
+    hashes: dict[str, str] = dict((read_marker(out_dir, OWNER) or {}).get("notebooks", {}))
+    written, kept = [], []
+    for path, (data, exercises) in studied:
+        target = out_dir / path.name
+        if target.exists() and not overwrite:
+            current = _sha(target.read_bytes())
+            if current not in {hashes.get(target.name), _sha(data)}:
+                kept.append(target)
+                echo(f"{target}: kept — edited since the kit wrote it (your work is not replaced; "
+                     "pass --overwrite to replace it with a fresh copy)")
+                continue
+        target.write_bytes(data)
+        hashes[target.name] = _sha(data)
         echo(f"{target}: {len(exercises)} exercise(s)" + (": " + ", ".join(e.exercise for e in exercises) if exercises else ""))
         written.append(target)
+    update_marker(out_dir, OWNER, notebooks=dict(sorted(hashes.items())))
+    if kept:
+        echo(f"{len(kept)} edited notebook(s) kept as they are: {', '.join(p.name for p in kept)}")
     return written
 
 
+def _student_copy(path: Path) -> tuple[bytes, list[ExerciseCell]]:
+    """Read an instructor notebook and return its verified student copy's bytes and its exercises."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read notebook ({err})") from err
+    student, exercises = student_notebook(nb, path.stem)
+    verify_student_copy(nb, student, path.stem)
+    return (json.dumps(student, indent=1, ensure_ascii=False) + "\n").encode(), exercises
+
+
 def _cmd_student(args: argparse.Namespace) -> int:
+    from cxrkit.errors import CxrkitError
     from cxrkit.runner import discover_notebooks
 
     try:
         notebooks = discover_notebooks(Path(args.notebooks), args.only.split(",") if args.only else None)
-        write_student_notebooks(notebooks, Path(args.out))
+        write_student_notebooks(notebooks, Path(args.out), overwrite=args.overwrite)
+    except CxrkitError as err:  # a refused --out: one message naming the folder and the flag, no traceback
+        print(f"cxrkit student: {err}", file=sys.stderr)
+        return 2
     except (ValueError, AssertionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -218,4 +268,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="instructor notebook folder")
     p.add_argument("--out", default=str(REPO_ROOT / "student"), help="where the student notebooks go")
     p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace notebooks edited since the kit wrote them, and write into a folder holding other files")
     p.set_defaults(func=_cmd_student)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -20,11 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--no-confounders", action="store_true", help="switch off every confounder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a --out folder that holds other files (only the cohort's own files are "
+                        "replaced; nothing else is deleted)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate (or resume) the cohort described by the parsed arguments; return the exit code (notebook 01)."""
+    from cxrkit.errors import CxrkitError
     from cxrkit.profiles import get_profile
     from cxrkit.synth.cohort import generate_cohort
     from cxrkit.synth.params import SynthParams
@@ -37,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     params = SynthParams.from_profile({**profile, **overrides})
     out = args.out if args.out is not None else artifact_dir("cohorts", params.to_dict())
     t0 = time.perf_counter()
-    root = generate_cohort(out, params, workers=args.workers, progress=not args.no_progress)
+    try:
+        root = generate_cohort(out, params, workers=args.workers, progress=not args.no_progress,
+                               overwrite=args.overwrite)
+    except CxrkitError as err:  # the kit's own errors name the folder or value: one message, no traceback
+        print(f"cxrkit synth: {err}", file=sys.stderr)
+        return 2
     films = sum(1 for _ in (root / "files").rglob("*.dcm"))
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     print(f"cohort: {root}  ({params.patients} patients, {films} films, {size / 2**20:.1f} MiB, "

@@ -5,14 +5,15 @@ Layout under the cohort root::
     files/pXX/p<subject>/s<study>/<dicom_id>.dcm   one frontal film per study
     files/pXX/p<subject>/s<study>.txt              the study's report
     mimic-cxr-2.0.0-metadata.csv.gz                the real column order
+    .cxrkit-synth                                  the folder's owner (cxrkit.outdir): a later run may resume here
     truth/                                         generator truth; models never read it
         studies.csv images.csv report_misses.csv BBox_List_2017.csv params.json COMPLETE
         masks/<dicom_id>.npz                       one boolean array per present finding
         parts/<index>.json                         per-patient records (what resume trusts)
 
-Every file is written under a temporary name and renamed into place; a patient counts as done only
-once its part record exists, and the cohort only once ``truth/COMPLETE`` exists, so an interrupted
-run leaves nothing a later run trusts. Each patient draws from its own seeded generator, so the
+Every file is written under a temporary name tagged ``.cxrkit-synth-tmp-`` and renamed into place; a
+patient counts as done only once its part record exists, and the cohort only once ``truth/COMPLETE``
+exists, so an interrupted run leaves nothing a later run trusts. Each patient draws from its own seeded generator, so the
 bytes do not depend on the number of workers.
 """
 from __future__ import annotations
@@ -21,6 +22,11 @@ import gzip
 import io
 import json
 import os
+import re
+import signal
+import sys
+import threading
+import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -50,7 +56,12 @@ IMAGE_COLUMNS = (
     "noise_dn",
 )
 COMPLETE = "COMPLETE"
-_TMP = ".tmp-"
+OWNER = "synth"  # the cohort folder's marker: ``.cxrkit-synth`` (cxrkit.outdir)
+_TMP = ".cxrkit-synth-tmp-"  # the generator's own temporaries: ``.<name>.cxrkit-synth-tmp-<pid>``
+#: temporaries of kit versions before the tag (``.<name>.tmp-<pid>``); removed only in a folder the kit made itself
+_LEGACY_TMP = re.compile(r"^\..+\.tmp-\d+$")
+#: the folders below the cohort root that the generator writes into (cleanup looks nowhere else)
+_OWN_SUBTREES = ("files", "truth", "openi")
 
 
 # ---------------------------------------------------------------------------- deterministic, atomic writers
@@ -150,6 +161,49 @@ def _write_patient(root: str, params_dict: dict[str, Any], index: int, subject_i
     return len(patient.studies)
 
 
+def _worker_init(parent_pid: int) -> None:
+    """Pool initializer: leave Ctrl-C to the parent, and end this worker as soon as the parent process dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cancels the work and ends the pool
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent_pid:  # the parent died before the request took effect
+                os._exit(1)
+            return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Fallback off Linux: poll the parent's pid and end the worker once it is gone."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _run_pool(root: str, pdict: dict[str, Any], chunks: list, workers: int, bar: Any) -> None:
+    """Write the chunks in worker processes; on Ctrl-C or an error cancel the queued chunks and end the workers now."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    try:
+        futures = [pool.submit(_write_chunk, root, pdict, chunk) for chunk in chunks]
+        for fut in as_completed(futures):
+            bar.update(fut.result())
+    except BaseException:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # a half-written patient leaves only tagged temporaries; resume redoes it
+        for proc in procs:
+            proc.join(timeout=5)
+        raise
+    pool.shutdown(wait=True)
+
+
 def _write_chunk(root: str, params_dict: dict[str, Any], jobs: list[tuple[int, int, list[int]]]) -> int:
     for i, s, st in jobs:
         _write_patient(root, params_dict, i, s, st)
@@ -162,27 +216,59 @@ def is_complete(out_dir: str | Path) -> bool:
     return (Path(out_dir) / "truth" / COMPLETE).exists()
 
 
-def _clean_temporaries(root: Path) -> None:
-    for p in root.rglob(f".*{_TMP}*"):
-        p.unlink(missing_ok=True)
+def _clean_temporaries(root: Path, legacy: bool) -> None:
+    """Delete the temporaries an interrupted run left: the generator's tagged ones, in the folders it writes.
+
+    ``legacy``: also the untagged ``.<name>.tmp-<pid>`` of older kit versions (only in a folder the kit made itself).
+    """
+    def ours(p: Path) -> bool:
+        return p.is_file() and (_TMP in p.name or (legacy and _LEGACY_TMP.match(p.name) is not None))
+
+    candidates = [p for p in root.iterdir() if p.name.startswith(".")]
+    for sub in _OWN_SUBTREES:
+        if (root / sub).is_dir():
+            candidates += (root / sub).rglob(".*")
+    for p in candidates:
+        if ours(p):
+            p.unlink(missing_ok=True)
+
+
+def _is_kit_cohort(folder: Path) -> bool:
+    """A cohort folder the kit generated before folder markers: its ``truth/params.json``, or its keyed home folder."""
+    if (folder / "truth" / "params.json").is_file():
+        return True
+    from cxrkit.paths import cxrkit_home
+
+    return folder.resolve().parent == (cxrkit_home() / "cohorts").resolve()  # CXRKIT_HOME/cohorts/<key>
 
 
 def generate_cohort(out_dir: str | Path, params: SynthParams | None = None, workers: int | None = None,
-                    progress: bool = True) -> Path:
-    """Write the synthetic cohort under ``out_dir`` (MIMIC-CXR layout + truth), resuming unfinished work (notebook 01)."""
+                    progress: bool = True, overwrite: bool = False) -> Path:
+    """Write the synthetic cohort under ``out_dir`` (MIMIC-CXR layout + truth), resuming unfinished work (notebook 01).
+
+    ``out_dir`` must be missing, empty, or a cohort folder the kit made; ``overwrite`` lets the generator write
+    its files into a folder holding other data (nothing else there is deleted).
+    """
+    from cxrkit.outdir import claim_folder, is_adopted
+
     params = params or SynthParams()
     root = Path(out_dir)
     truth = root / "truth"
     pdict = params.to_dict()
     pjson = truth / "params.json"
     if pjson.exists():
-        old = json.loads(pjson.read_text())
+        try:
+            old = json.loads(pjson.read_text())
+        except (OSError, ValueError) as err:
+            raise CxrkitError(f"{pjson} is not a cohort's parameter record ({err}); choose another folder") from err
         if old != pdict:
-            raise CxrkitError(f"{root} holds a cohort made with other parameters ({pjson}); choose another folder")
+            raise CxrkitError(f"{root} holds a cohort made with other parameters ({pjson}); choose another folder "
+                              "(--overwrite never mixes two cohorts in one folder)")
         if is_complete(root):
             return root
+    claim_folder(root, OWNER, overwrite, legacy=_is_kit_cohort)
     truth.mkdir(parents=True, exist_ok=True)
-    _clean_temporaries(root)
+    _clean_temporaries(root, legacy=not is_adopted(root, OWNER))
     atomic_write(pjson, json.dumps(pdict, indent=2, sort_keys=True).encode() + b"\n")
     subjects, study_ids = draw_ids(params)
     todo = [(i, int(subjects[i]), [int(s) for s in study_ids[i]]) for i in range(params.patients)
@@ -197,10 +283,7 @@ def generate_cohort(out_dir: str | Path, params: SynthParams | None = None, work
         else:
             size = max(1, min(16, len(todo) // (workers * 8) or 1))
             chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_write_chunk, str(root), pdict, chunk) for chunk in chunks]
-                for fut in as_completed(futures):
-                    bar.update(fut.result())
+            _run_pool(str(root), pdict, chunks, workers, bar)
     finally:
         bar.close()
     _assemble(root, params)
