@@ -151,7 +151,7 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
     any other folder (replacing only those files and ``cache/``).
     """
     from cxrkit.datasets import load_study_table
-    from cxrkit.outdir import OutputFolderError, claim_folder
+    from cxrkit.outdir import OutputFolderError, claim_folder, marker_path
 
     dataset, root = resolve_dataset(params)
     size, seed = int(params.get("image_size", 128)), int(params.get("data_seed", params.get("seed", 0)))
@@ -162,9 +162,16 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
     folder = Path(out) if out is not None else artifact_dir("prepared", key)
     # the kit's own keyed folder (CXRKIT_HOME/prepared/<key>) is always its own, marked or not
     legacy = (lambda _: True) if out is None else _is_prepared_by(key)
+    fresh = not folder.exists()
     claim_folder(folder, OWNER, overwrite, key=key, legacy=legacy)  # before any work: refuses foreign data
     if table is None:
-        table = load_study_table(dataset, root)
+        try:
+            table = load_study_table(dataset, root)
+        except Exception:
+            if fresh:  # a wrong --root leaves nothing behind: the folder we just made held only our marker
+                marker_path(folder, OWNER).unlink(missing_ok=True)
+                folder.rmdir()
+            raise
     table = prepare_table(table, seed=seed)
     cache = build_image_cache(table, folder / "cache", size=size, workers=workers, progress=progress, params=key)
     bad = set(cache.quarantine["image_id"].astype(str))

@@ -86,3 +86,4 @@ def test_prep_with_a_wrong_root_is_one_message_and_exit_2(tmp_path, capsys):
                      "--size", "16", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cxrkit prep: ") and "train.csv or valid.csv (MISSING)" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists(), "a wrong root must not leave an empty, marked --out folder behind"
