@@ -1,6 +1,4 @@
 """``python -m cxrkit`` is the ``cxrkit`` command."""
-import sys
+from cxrkit.cli import console
 
-from cxrkit.cli import main
-
-sys.exit(main())
+console()
