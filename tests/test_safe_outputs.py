@@ -121,7 +121,8 @@ def _start_synth(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, "CXRKIT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "cxrkit", "synth", "--out", str(out), "--profile", "smoke",
                              "--patients", "400", "--workers", "2", "--no-progress"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
     deadline = time.monotonic() + 90
     parts = out / "truth" / "parts"
     while not (parts.is_dir() and any(parts.iterdir())):  # the workers are writing patients
@@ -129,6 +130,12 @@ def _start_synth(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
         assert time.monotonic() < deadline, "synth wrote no patient within 90 s"
         time.sleep(0.1)
     return proc, out
+
+
+def _as_in_a_terminal() -> None:
+    """Give the child the default SIGINT disposition a terminal gives: a background job (``cmd &`` in a script, as
+    CI or ``nohup`` may start pytest) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _descendants(pid: int) -> list:
