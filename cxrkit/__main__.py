@@ -1,4 +1,6 @@
 """``python -m cxrkit`` is the ``cxrkit`` command."""
-from cxrkit.cli import console
+import sys
 
-console()
+from cxrkit.cli import main
+
+sys.exit(main())

@@ -12,14 +12,12 @@ import argparse
 import importlib
 import os
 import sys
-from typing import NoReturn, Sequence
+from typing import Sequence
 
 from cxrkit.errors import CxrkitError
 
 #: Exit code of an error the user can fix (a bad flag, file, folder or value), as argparse uses for bad flags.
 USAGE_ERROR = 2
-#: The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
-INTERRUPTED = 130
 #: The environment variable that, set to 1, makes every error show its traceback (as ``--debug`` does).
 DEBUG_ENV = "CXRKIT_DEBUG"
 
@@ -78,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"cxrkit {args.command}: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return 130
     except Exception as err:
         message = expected_error(err)
         if message is None or args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
@@ -87,21 +85,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
 
 
-def console(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``cxrkit`` console script and ``python -m cxrkit``: run :func:`main` and exit with its code.
-
-    After Ctrl-C the command has already ended its own worker pools; the process then exits at once
-    (``os._exit``) instead of running the interpreter's exit hooks, because ``concurrent.futures``
-    joins its pool-manager threads there, and a pool whose workers were ended mid-write can keep that
-    join waiting for ever — Ctrl-C must stop the command within seconds (``tests/test_safe_outputs.py``).
-    """
-    code = main(argv)
-    if code == INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(INTERRUPTED)
-    sys.exit(code)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    console()
+    sys.exit(main())

@@ -158,25 +158,3 @@ def test_an_unknown_dataset_is_one_message_with_a_suggestion(tmp_path, capsys):
     code = main(["prep", "--dataset", "mimic-cxr-jgp", "--root", str(tmp_path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "did you mean 'mimic-cxr-jpg'" in err
-
-
-def test_the_console_script_exits_at_once_after_ctrl_c(monkeypatch):
-    """After Ctrl-C the console script skips the exit hooks (a broken pool's join can hang there); other codes exit normally."""
-    exits = []
-
-    class HardExit(BaseException):
-        """Stands in for os._exit, which never returns."""
-
-    def hard_exit(code):
-        exits.append(code)
-        raise HardExit
-
-    monkeypatch.setattr(cli.os, "_exit", hard_exit)
-    monkeypatch.setattr(cli, "main", lambda argv=None: cli.INTERRUPTED)
-    with pytest.raises(HardExit):
-        cli.console([])
-    assert exits == [130]
-    monkeypatch.setattr(cli, "main", lambda argv=None: 2)
-    with pytest.raises(SystemExit) as stop:
-        cli.console([])
-    assert stop.value.code == 2 and exits == [130]
