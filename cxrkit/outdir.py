@@ -102,18 +102,17 @@ def claim_folder(path: str | Path, owner: str, overwrite: bool = False, *, key: 
     what = f" ({flag})" if flag else ""
     _check_writable(folder, flag)
     marker = read_marker(folder, owner)
-    entries = list(folder.iterdir())
+    run = {"key": key} if key is not None else {}
     if marker is not None:
         if key is not None and "key" in marker and marker["key"] != key and not overwrite:
             raise OutputFolderError(folder, (
                 f"{folder}{what} holds the output of another `{owner}` run (made with other inputs or settings); "
                 f"choose another folder, or pass {OVERWRITE_FLAG} to replace that run's files"))
-        record = {**marker, "key": key} if key is not None else dict(marker)
-        adopted = bool(marker.get("adopted", False))
-    elif not entries or (legacy is not None and legacy(folder)):
-        record, adopted = {"key": key} if key is not None else {}, False
+        record, adopted = {**marker, **run}, bool(marker.get("adopted", False))
+    elif not any(folder.iterdir()) or (legacy is not None and legacy(folder)):
+        record, adopted = run, False
     elif overwrite:
-        record, adopted = {"key": key} if key is not None else {}, True
+        record, adopted = run, True
     else:
         raise OutputFolderError(folder, (
             f"{folder}{what} already holds files the kit's `{owner}` did not write ({_shown(folder)}); "
