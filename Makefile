@@ -11,6 +11,8 @@ EXACT ?=
 SEEDS ?= 0-4
 RECORD ?=
 FORCE ?=
+# make test's pytest-xdist workers (tests/conftest.py: the notebooks stay on one, each worker has its own home)
+TEST_WORKERS ?= 2
 NBVAL_FLAGS := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
 .PHONY: help bootstrap run test lab student spread reproduce course-models clean
@@ -18,7 +20,7 @@ NBVAL_FLAGS := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg --nbva
 help:
 	@echo "make run    set up if needed, then run every notebook in order (runs/<name>/)"
 	@echo "            options: PROFILE=smoke|class|full NAME=<run name> ONLY=02,03"
-	@echo "make test   set up if needed, then pytest (tests/) + nbval (notebooks/)"
+	@echo "make test   set up if needed, then pytest (tests/) + nbval (notebooks/) on TEST_WORKERS=2 workers"
 	@echo "make lab    JupyterLab on the notebooks folder"
 	@echo "make student      write the problem-set notebooks (solutions stubbed) into student/"
 	@echo "make course-models  train the course models (image CNN + controls) and ship them in cxrkit/shipped/"
@@ -35,7 +37,7 @@ run: bootstrap
 	$(PY) -m cxrkit run --profile $(PROFILE) $(if $(NAME),--name $(NAME)) $(if $(ONLY),--only $(ONLY))
 
 test: bootstrap
-	$(PY) -m pytest tests notebooks $(NBVAL_FLAGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder tests notebooks $(NBVAL_FLAGS)
 
 lab: bootstrap
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
@@ -53,5 +55,5 @@ reproduce: bootstrap
 	$(PY) -m cxrkit reproduce $(REF) $(if $(NAME),--name $(NAME)) $(if $(EXACT),--exact) $(if $(TOLERANCE),--tolerance $(TOLERANCE))
 
 clean:
-	rm -rf runs cxrkit_home student .pytest_cache
+	rm -rf runs cxrkit_home cxrkit_home-gw* student .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf

@@ -17,9 +17,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"
 
 
+def configured_home() -> Path:
+    """Return where the artifact folder is configured to be (not created): ``$CXRKIT_HOME``, else ``cxrkit_home/`` (notebook 00)."""
+    return Path(os.environ.get("CXRKIT_HOME", REPO_ROOT / "cxrkit_home")).expanduser()
+
+
 def cxrkit_home() -> Path:
-    """Return the artifact folder: ``$CXRKIT_HOME`` when set, else ``cxrkit_home/`` in the repository."""
-    home = Path(os.environ.get("CXRKIT_HOME", REPO_ROOT / "cxrkit_home")).expanduser()
+    """Return the artifact folder, created if missing: ``$CXRKIT_HOME`` when set, else ``cxrkit_home/`` in the repository."""
+    home = configured_home()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -1,4 +1,4 @@
-"""Shared pytest set-up: tests import helpers from this folder, and torch stays on few threads."""
+"""Shared pytest set-up of tests/: helpers importable from this folder, and derandomised hypothesis."""
 import sys
 from pathlib import Path
 
