@@ -110,12 +110,15 @@ def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], run_folde
     """Run one notebook with papermill into ``dst``, with the run folder exported to its kernel."""
     import papermill as pm
 
+    from cxrkit.kernels import IPCKernelManager
+
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_folder.resolve())
     try:
         pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(src.parent),
                             progress_bar=False, request_save_on_cell_execute=True,
-                            execution_timeout=timeout, kernel_name="python3")
+                            execution_timeout=timeout, kernel_name="python3",
+                            kernel_manager_class=IPCKernelManager)
     finally:
         if previous is None:
             os.environ.pop(RUN_DIR_ENV, None)

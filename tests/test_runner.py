@@ -24,7 +24,7 @@ def notebooks(tmp_path):
     return folder, log
 
 
-def test_runs_in_order_injects_parameters_and_writes_summary(notebooks, tmp_path):
+def test_runs_in_order_injects_parameters_and_writes_summary(notebooks, tmp_path, capfd):
     folder, log = notebooks
     lines = []
     summary = runner.run_notebooks(notebooks_dir=folder, runs_dir=tmp_path / "runs", name="t1",
@@ -41,6 +41,8 @@ def test_runs_in_order_injects_parameters_and_writes_summary(notebooks, tmp_path
     assert on_disk["notebooks"][1]["metrics"] == {"answer": 2.5}
     assert "02_second" in (run / "summary.md").read_text()
     assert any("[1/2] 01_first" in line for line in lines)
+    # the kernels ran over IPC (cxrkit.kernels): no "running over TCP without encryption" warning on the terminal
+    assert "without encryption" not in capfd.readouterr().err
 
 
 def test_only_runs_a_subset(notebooks, tmp_path):
