@@ -37,7 +37,7 @@ run: bootstrap
 	$(PY) -m cxrkit run --profile $(PROFILE) $(if $(NAME),--name $(NAME)) $(if $(ONLY),--only $(ONLY))
 
 test: bootstrap
-	$(PY) -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder tests notebooks $(NBVAL_FLAGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder --durations=20 tests notebooks $(NBVAL_FLAGS)
 
 lab: bootstrap
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
