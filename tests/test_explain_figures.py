@@ -1,4 +1,4 @@
-"""Overlay figures: one panel per film × method, regions as shapes, the truth as a contour."""
+"""Overlay figures: one panel per film × method, regions as shapes, the truth as an outline; all drawn as small PNGs."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,10 +25,11 @@ def test_overlay_single_film():
     assert isinstance(fig, go.Figure)
     assert [a.text for a in fig.layout.annotations] == ["film", "ig", "gradient"]
     assert len(fig.layout.shapes) == 2 and all(s.type == "circle" for s in fig.layout.shapes)
-    contours = [t for t in fig.data if isinstance(t, go.Contour)]
-    assert len(contours) == 3  # the truth outline on every panel
-    overlays = [t for t in fig.data if isinstance(t, go.Heatmap) and t.name in ("ig", "gradient")]
+    outlines = [t for t in fig.data if isinstance(t, go.Image) and t.name == "truth"]
+    assert len(outlines) == 3  # the truth outline on every panel
+    overlays = [t for t in fig.data if isinstance(t, go.Image) and t.name in ("ig", "gradient")]
     assert [o.dx for o in overlays] == [2.0, 2.0]  # the 32x32 map stretched over the 64x64 film
+    assert all(t.type == "image" and t.source.startswith("data:image/png;base64,") for t in fig.data)
     # shapes are in film pixels: the strong blob's centre (20, 10) lands at (40.5, 20.5)
     s = fig.layout.shapes[0]
     assert (s.x0 + s.x1) / 2 == pytest.approx(40.5, abs=1.5) and (s.y0 + s.y1) / 2 == pytest.approx(20.5, abs=1.5)
@@ -65,6 +66,49 @@ def test_method_film_explorer_slider_shows_one_film_at_a_time():
         assert visible.sum() == per_film[i] and visible[start:start + per_film[i]].all()
     assert [bool(t.visible) for t in fig.data] == list(np.asarray(steps[0].args[0]["visible"]))
     overlays = fig.layout.updatemenus[0].buttons[0].args[1]
-    assert all(fig.data[j].type == "heatmap" and fig.data[j].name in maps for j in overlays) and len(overlays) == 6
+    assert all(fig.data[j].type == "image" and fig.data[j].name in maps for j in overlays) and len(overlays) == 6
     with pytest.raises(ValueError, match="map 'a'"):
         method_film_explorer(films, {"a": rng.random((2, 16, 16))})
+
+
+def _decode(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    return np.asarray(image.convert("RGB") if image.mode == "P" else image)
+
+
+def test_the_pngs_hold_the_film_the_coloured_map_and_the_outline():
+    from cxrkit.explain.raster import colour_table
+
+    image, attr, truth = _case()
+    fig = overlay_figure(image, {"ig": attr}, truth_mask=truth)
+    film, edge, _, overlay, _ = fig.data  # film and outline, then the map's panel: film, map, outline
+    grey = _decode(film.source)
+    assert grey.shape == image.shape and grey.dtype == np.uint8
+    expected = np.round(255 * (image - image.min()) / (image.max() - image.min()))
+    assert np.array_equal(grey, expected.astype(np.uint8))  # min–max, as the grey heatmap drew it
+    coloured = _decode(overlay.source)
+    assert coloured.shape == (*attr.shape, 3)
+    peak = np.unravel_index(np.argmax(attr), attr.shape)
+    assert tuple(coloured[peak]) == tuple(colour_table("Hot")[255])  # the map's maximum gets the top colour
+    edge = _decode(edge.source)
+    assert edge.shape == (64, 64, 4) and (edge[..., 3] > 0).sum() == 44  # a 12x12 square's inner edge
+    assert not (edge[..., 3] > 0)[15:25, 35:45].any()  # the inside stays transparent
+
+
+def test_a_twenty_film_explorer_of_class_size_stays_small():
+    """Notebook 05's explorer (20 films of 128 px, 6 maps each) was 70 MB as heatmaps; as PNGs it is a few MB."""
+    from cxrkit.explain import method_film_explorer
+
+    rng = np.random.default_rng(0)
+    films = rng.random((20, 128, 128))
+    maps = {f"m{k}": rng.standard_normal((20, 128, 128)) for k in range(6)}
+    truth = np.zeros((128, 128), bool)
+    truth[40:70, 30:60] = True
+    fig = method_film_explorer(films, maps, [truth] * 20)
+    size = len(fig.to_json())
+    assert size < 8_000_000, f"{size / 1e6:.1f} MB"  # white noise: the worst case for PNG; real maps compress better

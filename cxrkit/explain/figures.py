@@ -1,6 +1,7 @@
-"""Plotly overlays of attribution maps on films, with localized regions as shapes and the truth as a contour.
+"""Plotly overlays of attribution maps on films, with localized regions as shapes and the truth as an outline.
 
-Taught in notebook 05 (saliency) and reused in notebook 06.
+Films, maps and outlines are PNG image traces (:mod:`cxrkit.explain.raster`), so a figure of many films stays a
+few MB. Taught in notebook 05 (saliency) and reused in notebook 06.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from .localize import Regions
+from .raster import film_image, map_image, outline_image
 from .truth import Truth, as_map, as_truth_mask
 
 
@@ -69,7 +71,7 @@ def overlay_figure(
     cell_px: int = 260,
     title: str | None = None,
 ) -> go.Figure:
-    """Return a film × method grid: each film alone, then each method's map over it, regions as circles/boxes and the truth as a contour (notebook 05).
+    """Return a film × method grid: each film alone, then each method's map over it, regions as circles/boxes and the truth as an outline (notebook 05).
 
     ``image`` is ``(H, W)`` or ``(N, H, W)``; each map is ``(h, w)`` or ``(N, h, w)`` (stretched over the film);
     ``regions`` is a :class:`Regions`, a ``{method: Regions}`` dict, or a list of those per film;
@@ -85,19 +87,16 @@ def overlay_figure(
     fig = make_subplots(rows=n, cols=1 + len(methods), subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.04)
     for i in range(n):
         truth = as_truth_mask(truth_list[i], (h, w), source_shape) if truth_list[i] is not None else None
+        film = film_image(films[i], name="film")
+        outline = outline_image(truth) if truth is not None and truth.any() else None
         for j, method in enumerate([None, *methods]):
             row, col = i + 1, j + 1
-            fig.add_trace(go.Heatmap(z=films[i], colorscale="gray", showscale=False, hoverinfo="skip"), row=row, col=col)
+            fig.add_trace(film, row=row, col=col)
             if method is not None:
                 a = maps[method][i]
-                sy, sx = h / a.shape[0], w / a.shape[1]
                 top = float(np.abs(a).max()) or 1.0
-                signed = bool((a < 0).any())
-                fig.add_trace(go.Heatmap(
-                    z=a / top, x0=0.5 * sx - 0.5, dx=sx, y0=0.5 * sy - 0.5, dy=sy, opacity=opacity, showscale=False,
-                    colorscale="RdBu_r" if signed else "Hot", zmin=-1.0 if signed else 0.0, zmax=1.0,
-                    name=method, hovertemplate=f"{method}: %{{z:.2f}}<extra></extra>",
-                ), row=row, col=col)
+                fig.add_trace(map_image(a / top, (h, w), signed=bool((a < 0).any()), opacity=opacity, name=method),
+                              row=row, col=col)
                 found = _regions_for(region_list[i], method)
                 if found is not None and len(found):
                     g = found.geometry((h, w))
@@ -108,12 +107,8 @@ def overlay_figure(
                             box = dict(x0=r.left, y0=r.top, x1=r.right, y1=r.bottom)
                         fig.add_shape(type="circle" if found.shape == "circle" else "rect", **box,
                                       line={"color": "cyan", "width": 2}, row=row, col=col)
-            if truth is not None and truth.any():
-                fig.add_trace(go.Contour(
-                    z=truth.astype(float), autocontour=False, showscale=False, hoverinfo="skip",
-                    contours={"start": 0.5, "end": 0.5, "size": 0.5, "coloring": "lines", "showlabels": False},
-                    line={"color": "lime", "width": 2}, name="truth",
-                ), row=row, col=col)
+            if outline is not None:
+                fig.add_trace(outline, row=row, col=col)
     for k in range(1, n * (1 + len(methods)) + 1):
         suffix = "" if k == 1 else str(k)
         fig.layout[f"yaxis{suffix}"].update(autorange="reversed", scaleanchor=f"x{suffix}", visible=False)
@@ -150,26 +145,20 @@ def method_film_explorer(
     overlay_traces: list[int] = []
     for i in range(n):
         truth = as_truth_mask(truths[i], (h, w)) if truths[i] is not None else None
+        film = film_image(films[i], name="film", visible=i == 0)
+        outline = outline_image(truth, visible=i == 0) if truth is not None and truth.any() else None
         for j, method in enumerate([None, *methods]):
-            fig.add_trace(go.Heatmap(z=films[i], colorscale="gray", showscale=False, hoverinfo="skip", visible=i == 0),
-                          row=1, col=j + 1)
+            fig.add_trace(film, row=1, col=j + 1)
             owner.append(i)
             if method is not None:
                 a = maps[method][i]
-                sy, sx = h / a.shape[0], w / a.shape[1]
                 top = float(np.abs(a).max()) or 1.0
-                signed = bool((a < 0).any())
-                fig.add_trace(go.Heatmap(
-                    z=a / top, x0=0.5 * sx - 0.5, dx=sx, y0=0.5 * sy - 0.5, dy=sy, opacity=opacity, showscale=False,
-                    colorscale="RdBu_r" if signed else "Hot", zmin=-1.0 if signed else 0.0, zmax=1.0, visible=i == 0,
-                    name=method, hovertemplate=f"{method}: %{{z:.2f}}<extra></extra>"), row=1, col=j + 1)
+                fig.add_trace(map_image(a / top, (h, w), signed=bool((a < 0).any()), opacity=opacity, name=method,
+                                        visible=i == 0), row=1, col=j + 1)
                 owner.append(i)
                 overlay_traces.append(len(owner) - 1)
-            if truth is not None and truth.any():
-                fig.add_trace(go.Contour(
-                    z=truth.astype(float), autocontour=False, showscale=False, hoverinfo="skip", visible=i == 0,
-                    contours={"start": 0.5, "end": 0.5, "size": 0.5, "coloring": "lines", "showlabels": False},
-                    line={"color": "lime", "width": 2}, name="truth"), row=1, col=j + 1)
+            if outline is not None:
+                fig.add_trace(outline, row=1, col=j + 1)
                 owner.append(i)
     owner_arr = np.asarray(owner)
     steps = [{"method": "restyle", "label": labels[i], "args": [{"visible": list(owner_arr == i)}]} for i in range(n)]
