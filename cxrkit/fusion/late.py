@@ -31,6 +31,10 @@ LATE_METHODS: tuple[str, ...] = ("mean", "linear", "elastic_net")
 #: Elastic-net mixing values and inverse strengths searched by cross-validation.
 L1_RATIOS: tuple[float, ...] = (0.1, 0.5, 0.9)
 CS: tuple[float, ...] = tuple(np.logspace(-1.5, 2, 8))
+#: The penalty option an elastic-net ``LogisticRegressionCV`` needs on this scikit-learn: from 1.8 ``l1_ratios``
+#: alone selects it (and ``penalty`` is deprecated); before, ``penalty="elasticnet"`` must be said.
+ELASTIC_NET_PENALTY: dict[str, str] = ({} if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8)
+                                       else {"penalty": "elasticnet"})
 #: A label needs at least this many validation positives (and negatives) to be stacked; otherwise it is averaged.
 MIN_CLASS_ROWS = 8
 
@@ -98,11 +102,9 @@ def _elastic_net(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) ->
     """An unfitted scaler + elastic-net LogisticRegressionCV whose folds never split a patient."""
     folds = min(5, len(np.unique(groups)))
     splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
-    options: dict[str, Any] = dict(Cs=list(CS), l1_ratios=list(L1_RATIOS), solver="saga", scoring="roc_auc",
-                                   max_iter=5000, random_state=seed, cv=splits)
-    if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) < (1, 8):
-        options["penalty"] = "elasticnet"
-    return make_pipeline(StandardScaler(), LogisticRegressionCV(**options))
+    return make_pipeline(StandardScaler(), LogisticRegressionCV(
+        Cs=list(CS), l1_ratios=list(L1_RATIOS), solver="saga", scoring="roc_auc", max_iter=5000, random_state=seed,
+        cv=splits, **ELASTIC_NET_PENALTY))
 
 
 def fit_late_fusion(method: str, probs: Mapping[str, pd.DataFrame], targets: pd.DataFrame, split: pd.Series,
