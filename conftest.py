@@ -3,12 +3,12 @@
 ``make test`` runs pytest with two pytest-xdist workers (``-n 2``). Three rules keep that identical in outcome
 to a one-process run:
 
-- **work units** (:func:`pytest_xdist_make_scheduler`): the notebooks run in two chains
-  (:data:`NOTEBOOK_CHAINS`), each a unit run on one worker in lesson order (nbval runs a notebook's cells in
-  order in one kernel, and a notebook may read what an earlier notebook of its chain built); every test module
-  is one unit too, so a module's fixtures are built once;
-- **order**: the two chains, then the slowest modules (:data:`SLOW_FIRST`), then the rest, so the run does not
-  end on a long unit while the other worker idles (``--no-loadscope-reorder`` keeps this order);
+- **work units** (:func:`pytest_xdist_make_scheduler`): every notebook's cells, in lesson order, are one unit
+  (:data:`NOTEBOOK_UNIT`) run on one worker (nbval runs a notebook's cells in order in one kernel, and a
+  notebook may read what an earlier one built); every test module is one unit too, so a module's fixtures are
+  built once;
+- **order**: the notebooks, then the slowest modules (:data:`SLOW_FIRST`), then the rest, then :data:`LAST`, so
+  the other worker runs the tests while the notebooks run (``--no-loadscope-reorder`` keeps this order);
 - **homes**: each worker keeps its artifacts in a home of its own (``<home>-<worker>``), so two workers never
   build the same cohort or model into one folder at once. A one-process run keeps ``$CXRKIT_HOME``
   (or ``cxrkit_home/``).
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
-#: The notebooks' two chains, and the test modules that run at a chain's end (by file stem). A notebook reads only
-#: what its own chain built before it — 04 and 06 read 03's text model, 06 reads 04's fusion model; 02 and 05 load
-#: the shipped course models — so each chain gives the outputs of a full run in order; each builds the cohort once
-#: (in 01, in 03). The browser test runs notebook 06 again after 06, where the cohort is already built.
-NOTEBOOK_CHAINS: dict[str, tuple[str, ...]] = {
-    "notebooks-a": ("00_setup", "01_data_prep", "02_image_cnn", "05_saliency_derivation"),
-    "notebooks-b": ("03_text_cnn", "04_fusion", "06_clustered_ig_localization", "test_browser"),
-}
-_CHAIN_OF = {stem: unit for unit, stems in NOTEBOOK_CHAINS.items() for stem in stems}
+#: The notebooks run as one chain, in lesson order, on one worker: a notebook may read what an earlier one built
+#: (04 and 06 read 03's text model, 06 reads 04's fusion model; 01 builds the cohort for all). Two chains at once
+#: were slower (measured: two notebook kernels of two threads each on two cores), so one worker runs the chain
+#: while the other runs the tests.
+NOTEBOOK_UNIT = "notebooks"
+
+#: Test modules handed out last, as units of their own: the browser test runs notebook 06 (its image part) once more
+#: and builds the cohort in its worker's home, so it goes where a worker is free at the end.
+LAST = ("test_browser.py",)
 
 #: Test modules that take 20 s or more (``--durations`` on a fresh clone here), slowest first: handed out right
 #: after the notebooks.
@@ -43,20 +43,19 @@ def worker_home(base: Path, worker: str | None) -> Path:
 
 
 def work_unit(nodeid: str) -> str:
-    """The work unit of a collected item: its chain (:data:`NOTEBOOK_CHAINS`), else its file (a notebook left out
-    of the chains runs alone, as ``make run ONLY=NN`` would run it)."""
-    path = Path(nodeid.split("::", 1)[0])
-    return _CHAIN_OF.get(path.stem, str(path))
+    """The work unit of a collected item: :data:`NOTEBOOK_UNIT` for a notebook's cells, else its test file."""
+    path = nodeid.split("::", 1)[0]
+    return NOTEBOOK_UNIT if path.endswith(".ipynb") else path
 
 
 def hand_out_order(nodeid: str) -> int:
-    """Notebook cells, then the chained test modules, then :data:`SLOW_FIRST` in its order, then the rest."""
+    """Notebook cells, then :data:`SLOW_FIRST` in its order, then the rest, then :data:`LAST`."""
     path = Path(nodeid.split("::", 1)[0])
     if path.suffix == ".ipynb":
         return 0
-    if path.stem in _CHAIN_OF:
-        return 1
-    return 2 + (SLOW_FIRST.index(path.name) if path.name in SLOW_FIRST else len(SLOW_FIRST))
+    if path.name in LAST:
+        return 2 + len(SLOW_FIRST) + 1
+    return 1 + (SLOW_FIRST.index(path.name) if path.name in SLOW_FIRST else len(SLOW_FIRST))
 
 
 def pytest_configure(config: pytest.Config) -> None:
