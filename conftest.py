@@ -3,12 +3,13 @@
 ``make test`` runs pytest with two pytest-xdist workers (``-n 2``). Three rules keep that identical in outcome
 to a one-process run:
 
-- **work units** (:func:`pytest_xdist_make_scheduler`): every notebook's cells, in lesson order, are one unit
-  (:data:`NOTEBOOK_UNIT`) run on one worker (nbval runs a notebook's cells in order in one kernel, and a
-  notebook may read what an earlier one built); every test module is one unit too, so a module's fixtures are
-  built once;
-- **order**: the notebooks, then the slowest modules (:data:`SLOW_FIRST`), then the rest, then :data:`LAST`, so
-  the other worker runs the tests while the notebooks run (``--no-loadscope-reorder`` keeps this order);
+- **work units** (:func:`pytest_xdist_make_scheduler`): every notebook's cells, in lesson order, and then
+  :data:`AFTER_THE_NOTEBOOKS` are one unit (:data:`NOTEBOOK_UNIT`) run on one worker (nbval runs a notebook's
+  cells in order in one kernel, and a notebook may read what an earlier one built); every test module is one
+  unit too, so a module's fixtures are built once;
+- **order and priority**: the notebooks (then :data:`AFTER_THE_NOTEBOOKS`), then the slowest modules
+  (:data:`SLOW_FIRST`), then the rest (``--no-loadscope-reorder`` keeps this order); a worker running test modules
+  lowers its priority (:data:`TEST_NICENESS`), so the notebook chain, the longest unit, keeps its pace;
 - **homes**: each worker keeps its artifacts in a home of its own (``<home>-<worker>``), so two workers never
   build the same cohort or model into one folder at once. A one-process run keeps ``$CXRKIT_HOME``
   (or ``cxrkit_home/``).
@@ -26,9 +27,13 @@ import pytest
 #: while the other runs the tests.
 NOTEBOOK_UNIT = "notebooks"
 
-#: Test modules handed out last, as units of their own: the browser test runs notebook 06 (its image part) once more
-#: and builds the cohort in its worker's home, so it goes where a worker is free at the end.
-LAST = ("test_browser.py",)
+#: Test modules that run at the chain's end, on its worker and in its home: the browser test runs notebook 06 (its
+#: image part) once more, and there it finds the cohort that notebook 01 built.
+AFTER_THE_NOTEBOOKS = ("test_browser.py",)
+
+#: How much a worker lowers its CPU priority (``os.nice``) once it runs a test module: the notebook chain is the
+#: longest unit, so while it runs, the tests take the CPU it leaves free instead of slowing it down.
+TEST_NICENESS = 5
 
 #: Test modules that take 20 s or more (``--durations`` on a fresh clone here), slowest first: handed out right
 #: after the notebooks.
@@ -43,19 +48,32 @@ def worker_home(base: Path, worker: str | None) -> Path:
 
 
 def work_unit(nodeid: str) -> str:
-    """The work unit of a collected item: :data:`NOTEBOOK_UNIT` for a notebook's cells, else its test file."""
-    path = nodeid.split("::", 1)[0]
-    return NOTEBOOK_UNIT if path.endswith(".ipynb") else path
+    """The work unit of a collected item: :data:`NOTEBOOK_UNIT` for a notebook's cells and the modules after them, else its file."""
+    path = Path(nodeid.split("::", 1)[0])
+    return NOTEBOOK_UNIT if path.suffix == ".ipynb" or path.name in AFTER_THE_NOTEBOOKS else str(path)
 
 
 def hand_out_order(nodeid: str) -> int:
-    """Notebook cells, then :data:`SLOW_FIRST` in its order, then the rest, then :data:`LAST`."""
+    """Notebook cells, then :data:`AFTER_THE_NOTEBOOKS`, then :data:`SLOW_FIRST` in its order, then the rest."""
     path = Path(nodeid.split("::", 1)[0])
     if path.suffix == ".ipynb":
         return 0
-    if path.name in LAST:
-        return 2 + len(SLOW_FIRST) + 1
-    return 1 + (SLOW_FIRST.index(path.name) if path.name in SLOW_FIRST else len(SLOW_FIRST))
+    if path.name in AFTER_THE_NOTEBOOKS:
+        return 1
+    return 2 + (SLOW_FIRST.index(path.name) if path.name in SLOW_FIRST else len(SLOW_FIRST))
+
+
+_niced = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under xdist, lower this worker's CPU priority by :data:`TEST_NICENESS` before its first test-module test."""
+    global _niced
+    if _niced or not os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(os, "nice"):
+        return
+    if work_unit(item.nodeid) != NOTEBOOK_UNIT:
+        os.nice(TEST_NICENESS)  # inherited by the subprocesses the tests start; never undone (raising it needs root)
+        _niced = True
 
 
 def pytest_configure(config: pytest.Config) -> None:

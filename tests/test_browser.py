@@ -168,7 +168,7 @@ def test_harness_moves_a_slider_and_sees_the_redraw(tmp_path):
 
 
 #: What the browser run of notebook 06 changes: fewer films, and no text/fusion section (tagged ``text_and_fusion``:
-#: it would train notebook 03's and 04's models: minutes, for a section nbval's own run of 06 checks). The explorer,
+#: run alone, this test would train notebook 03's and 04's models for it; nbval's own run of 06 checks it). The explorer,
 #: its maps and its threshold are the notebook's own code, unchanged.
 BROWSER_06_PARAMETERS = {"n_loc_films": 8}
 SKIPPED_TAG = "text_and_fusion"
