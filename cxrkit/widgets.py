@@ -37,9 +37,7 @@ keeps fewer pixels).
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +48,7 @@ import plotly.graph_objects as go
 
 from cxrkit.explain.localization_metrics import film_scores, match_regions
 from cxrkit.explain.localize import CLUSTER_METHODS, Regions, localize
+from cxrkit.explain.raster import outline_pixels, png_data_uri
 from cxrkit.explain.truth import as_map, as_truth_mask, truth_objects
 
 __all__ = ["ExplorerState", "ExplorerView", "explorer_view", "explorer_svg", "explorer_figure", "LocalizationExplorer",
@@ -173,9 +172,7 @@ def _hot(v: np.ndarray) -> np.ndarray:
 
 
 def _composite_png(film: np.ndarray, attr_map: np.ndarray, truth: object, opacity: float) -> str:
-    from PIL import Image
-    from scipy import ndimage
-
+    """The film with the map blended over it and the truth's outline, as a PNG data URI."""
     h, w = film.shape
     low, high = float(film.min()), float(film.max())
     grey = (film - low) / (high - low) if high > low else np.zeros_like(film)
@@ -188,12 +185,9 @@ def _composite_png(film: np.ndarray, attr_map: np.ndarray, truth: object, opacit
     alpha = (opacity * np.sqrt(pos))[..., None]
     rgb = (1 - alpha) * grey[..., None] + alpha * _hot(pos)
     if truth is not None:
-        mask = as_truth_mask(truth, (h, w))
-        edge = mask & ~ndimage.binary_erosion(mask)
+        edge = outline_pixels(as_truth_mask(truth, (h, w)))[..., 3] > 0
         rgb[edge] = (0.0, 1.0, 0.0)
-    buf = io.BytesIO()
-    Image.fromarray((255 * np.clip(rgb, 0, 1)).astype(np.uint8)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_data_uri((255 * np.clip(rgb, 0, 1)).astype(np.uint8))
 
 
 def explorer_svg(film: object, attr_map: object, view: ExplorerView, truth: object = None, *,
@@ -204,7 +198,7 @@ def explorer_svg(film: object, attr_map: object, view: ExplorerView, truth: obje
     png = _composite_png(img, as_map(attr_map), truth, opacity)
     parts = [f'<svg class="cxrkit-svg" xmlns="http://www.w3.org/2000/svg" width="{size_px}" height="{round(size_px * h / w)}" '
              f'viewBox="-0.5 -0.5 {w} {h}">',
-             f'<image href="data:image/png;base64,{png}" x="-0.5" y="-0.5" width="{w}" height="{h}" '
+             f'<image href="{png}" x="-0.5" y="-0.5" width="{w}" height="{h}" '
              'style="image-rendering: pixelated"/>']
     stroke = max(w, h) / 200
     for r in view.shapes.itertuples(index=False):
