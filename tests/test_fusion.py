@@ -99,6 +99,32 @@ def test_a_label_without_enough_positives_falls_back_to_the_mean():
     assert LABELS[0] in rule.fallback
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_the_fast_auroc_scorer_chooses_what_scikit_learns_roc_auc_scorer_chooses():
+    """The elastic net's search scored by the kit's scorer picks the same C, mix and weights as with ``"roc_auc"``."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    n = 240
+    y = (rng.random(n) < 0.25).astype(int)
+    x = np.column_stack([1.2 * y + rng.normal(size=n), np.round(0.6 * y + rng.normal(size=n), 1)])  # ties in one input
+    groups = np.arange(n) // 2
+
+    class Scores:  # the decision function the scorer reads
+        def decision_function(self, features):
+            return features[:, 1]
+
+    assert late_module.auroc_scorer(Scores(), x, y) == pytest.approx(roc_auc_score(y, x[:, 1]), abs=1e-12)
+    assert np.isnan(late_module.auroc_scorer(Scores(), x, np.zeros(n, int)))  # one class: NaN, as roc_auc_score
+    kit = late_module._elastic_net(x, y, groups, seed=0).fit(x, y)
+    reference = late_module._elastic_net(x, y, groups, seed=0)
+    reference[-1].set_params(scoring="roc_auc")
+    reference.fit(x, y)
+    assert np.ravel(kit[-1].C_)[0] == np.ravel(reference[-1].C_)[0]
+    assert np.ravel(kit[-1].l1_ratio_)[0] == np.ravel(reference[-1].l1_ratio_)[0]
+    np.testing.assert_allclose(kit[-1].coef_, reference[-1].coef_, rtol=0, atol=1e-12)
+
+
 def test_unknown_method_is_named():
     preds, rows = _predictions()
     with pytest.raises(ValueError, match="'median'"):
