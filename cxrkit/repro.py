@@ -51,10 +51,23 @@ def seed_everything(seed: int, *, threads: int | None = None, deterministic: boo
     if deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; harmless elsewhere.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _use_deterministic_algorithms(torch)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return {"seed": seed, "threads": torch.get_num_threads(), "deterministic": deterministic}
+
+
+def _use_deterministic_algorithms(torch: Any) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without importing the compiler when nothing compiles.
+
+    The public call also sets ``torch._inductor.config.deterministic``, and so imports ``torch._inductor`` and
+    ``torch._dynamo``: 2.6 s on this kit's CPU machine, in every notebook kernel, for a flag only
+    ``torch.compile`` reads (the kit never compiles). Where the compiler is already imported, the public call runs.
+    """
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
 def rng(seed: int, *stream: int | str) -> np.random.Generator:
