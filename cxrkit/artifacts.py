@@ -43,8 +43,8 @@ ARTIFACT_CODE: dict[str, tuple[str, ...]] = {
     # the prepared cache (notebook 01): split, image cache, readers, adapters, the labeler and its phrases
     "prepared": ("prep.py", "cache.py", "io", "datasets", "labeler.py", "labeler_phrases.yaml", "labels.py"),
     # notebook 02's image model: its recipe, the training loop, the architecture, the predictions table
-    "image_models": ("recipes/image.py", "recipes/store.py", "train", "models/image.py", "metrics.py",
-                     "labels.py"),
+    "image_models": ("recipes/image.py", "recipes/store.py", "train", "models/image.py",
+                     "models/torchvision_nets.py", "metrics.py", "labels.py"),
     # notebook 03's text models: the recipe (it reuses the image recipe's targets), tokenizers, architectures
     "text_models": ("recipes/text.py", "recipes/image.py", "recipes/store.py", "train", "models/text.py", "text",
                     "metrics.py", "labels.py"),

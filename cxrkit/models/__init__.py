@@ -3,11 +3,11 @@
 Import image models from ``cxrkit.models`` (``build_image_model("small_cnn", K)``); text and fusion
 models are imported from their own modules (``cxrkit.models.text``, ``cxrkit.models.fusion``).
 """
+from typing import Any
+
 from .image import (
     IMAGE_MODELS,
-    VGG16,
-    DenseNet121,
-    ResNet18,
+    TORCHVISION_MODELS,
     SmallCNN,
     WeightsMismatchError,
     build_image_model,
@@ -26,3 +26,12 @@ __all__ = [
     "disable_inplace",
     "load_weights",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``VGG16``, ``ResNet18`` and ``DenseNet121`` come from :mod:`cxrkit.models.torchvision_nets` when first asked for (torchvision is slow to import)."""
+    if name in TORCHVISION_MODELS:
+        from . import image
+
+        return getattr(image, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,11 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import densenet as tv_densenet
-from torchvision.models import resnet as tv_resnet
-from torchvision.models import vgg as tv_vgg
 
 from ..errors import CxrkitError
 
@@ -32,9 +28,7 @@ __all__ = [
     "IMAGE_MODELS",
     "SmallCNN",
     "SMALL_CNN_HEADS",
-    "VGG16",
-    "ResNet18",
-    "DenseNet121",
+    "TORCHVISION_MODELS",
     "WeightsMismatchError",
     "build_image_model",
     "load_weights",
@@ -132,106 +126,38 @@ class SmallCNN(nn.Module):
         return self.logits_and_embedding(x)[0]
 
 
-def _fresh_first_conv(old: nn.Conv2d, in_channels: int) -> nn.Conv2d:
-    conv = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return conv
+#: The torchvision architectures, built from :mod:`cxrkit.models.torchvision_nets` (imported on first use).
+TORCHVISION_MODELS: tuple[str, ...] = ("VGG16", "ResNet18", "DenseNet121")
 
 
-class _BasicBlock(tv_resnet.BasicBlock):
-    """torchvision's residual block without its in-place ``out += identity`` and with one ReLU per use."""
+def __getattr__(name: str) -> Any:
+    """Hand out the torchvision architectures (``VGG16``, ``ResNet18``, ``DenseNet121``) without importing torchvision before they are asked for."""
+    if name in TORCHVISION_MODELS:
+        from . import torchvision_nets  # optional part: torchvision is imported only here
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.relu_out = nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
-        return self.relu_out(out + identity)
+        return getattr(torchvision_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ResNet18(tv_resnet.ResNet):
-    """torchvision's ResNet-18 with a ``in_channels``-channel stem and ``num_outputs`` logits (notebook 02)."""
+class _TorchvisionNet:
+    """A constructor of one torchvision architecture that imports torchvision when first called."""
 
-    first_conv_key = "conv1.weight"
-    head_prefix = "fc."
-    embedding_dim = 512
+    def __init__(self, name: str):
+        self.name = name
 
-    def __init__(self, in_channels: int = 1, num_outputs: int = 14):
-        super().__init__(_BasicBlock, [2, 2, 2, 2], num_classes=num_outputs)
-        self.conv1 = _fresh_first_conv(self.conv1, in_channels)
+    def __call__(self, **options: Any) -> nn.Module:
+        return __getattr__(self.name)(**options)
 
-    @property
-    def last_conv(self) -> nn.Module:
-        return self.layer4
-
-    def embed(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.embed(x))
-
-
-class DenseNet121(tv_densenet.DenseNet):
-    """torchvision's DenseNet-121 with a ``in_channels``-channel stem, ``num_outputs`` logits, and its final
-    functional in-place ReLU replaced by a module, so hooks on ``features`` see an unmodified output (notebook 02)."""
-
-    first_conv_key = "features.conv0.weight"
-    head_prefix = "classifier."
-
-    def __init__(self, in_channels: int = 1, num_outputs: int = 14):
-        super().__init__(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, num_classes=num_outputs)
-        self.features.conv0 = _fresh_first_conv(self.features.conv0, in_channels)
-        self.final_relu = nn.ReLU()
-        self.embedding_dim = self.classifier.in_features
-
-    @property
-    def last_conv(self) -> nn.Module:
-        return self.final_relu
-
-    def embed(self, x: Tensor) -> Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.final_relu(self.features(x)), 1), 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.embed(x))
-
-
-class VGG16(tv_vgg.VGG):
-    """torchvision's VGG16 (configuration D, no batch norm) with a ``in_channels``-channel first
-    convolution and ``num_outputs`` logits (notebook 02)."""
-
-    first_conv_key = "features.0.weight"
-    head_prefix = "classifier.6."
-    embedding_dim = 4096
-
-    def __init__(self, in_channels: int = 1, num_outputs: int = 14, dropout: float = 0.5):
-        super().__init__(tv_vgg.make_layers(tv_vgg.cfgs["D"], batch_norm=False), num_classes=num_outputs, dropout=dropout)
-        self.features[0] = _fresh_first_conv(self.features[0], in_channels)
-        self._last_relu = max(i for i, m in enumerate(self.features) if isinstance(m, nn.ReLU))
-
-    @property
-    def last_conv(self) -> nn.Module:
-        return self.features[self._last_relu]
-
-    def embed(self, x: Tensor) -> Tensor:
-        x = torch.flatten(self.avgpool(self.features(x)), 1)
-        return self.classifier[:-1](x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier[-1](self.embed(x))
+    def __repr__(self) -> str:
+        return f"cxrkit.models.torchvision_nets.{self.name}"
 
 
 #: The names :func:`build_image_model` accepts, and the classes they build.
 IMAGE_MODELS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
-    "vgg16": VGG16,
-    "resnet18": ResNet18,
-    "densenet121": DenseNet121,
+    "vgg16": _TorchvisionNet("VGG16"),
+    "resnet18": _TorchvisionNet("ResNet18"),
+    "densenet121": _TorchvisionNet("DenseNet121"),
 }
 
 

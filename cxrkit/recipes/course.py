@@ -2,7 +2,9 @@
 
 The class recipe trains the image CNN for 40 epochs — minutes on a laptop CPU, too long for a lecture and
 for a fresh clone's ``make run``. So the kit ships what exactly that recipe produced on the class cohort: the
-image model of notebook 02 and the two control models of notebook 05 (shuffled labels, planted signal). They
+image model of notebook 02, the two control models of notebook 05 (shuffled labels, planted signal), and the
+text CNNs and fusion models notebooks 03 and 04 compare (seconds each, but together about 100 of ``make run``'s
+600-second budget; notebook 03 still trains its first text CNN live, and 04 shows the fusion's start). They
 are ordinary cached artifacts, laid out like ``CXRKIT_HOME`` under :data:`cxrkit.paths.SHIPPED_ROOT` and keyed
 like every artifact by parameters, data and code, so a changed recipe never loads them: it trains anew.
 
@@ -23,26 +25,48 @@ from typing import Any, Callable
 __all__ = ["COURSE_KINDS", "course_keys", "missing_course_models", "build_course_models"]
 
 #: The artifact kinds the kit ships, with the recipe that builds each.
-COURSE_KINDS: tuple[str, ...] = ("image_models", "shuffled_label_models", "planted_models")
+COURSE_KINDS: tuple[str, ...] = ("image_models", "shuffled_label_models", "planted_models", "text_models",
+                                 "fusion_models")
+
+#: The text models notebook 03 compares on the class profile: (text source, MiniLM word-piece vectors). The plain
+#: CNN on the indication is not shipped: notebook 03 trains it live and checks the recipe's against it, a check that
+#: holds between two runs on one machine, not between the packager's CPU and a student's.
+COURSE_TEXT_MODELS: tuple[tuple[str, bool], ...] = (("indication", True), ("findings_impression", False),
+                                                   ("redacted", False))
+#: The fusion models notebook 04 compares: (method, the text model's source); the text models are the plain CNNs.
+COURSE_FUSION_MODELS: tuple[tuple[str, str], ...] = (("early", "indication"), ("joint", "indication"),
+                                                    ("attention", "indication"), ("early", "findings_impression"))
 
 
-def course_keys(P: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return the artifact key of each course model of profile ``P`` (what a shipped folder must be named after)."""
+def course_keys(P: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Return each course model of profile ``P`` by name (``kind`` or ``kind/part``): its kind and artifact key (what a shipped folder is named after)."""
     from cxrkit.profiles import CLASS
     from cxrkit.recipes.controls import PLANTED_SIGNAL, control_key
+    from cxrkit.recipes.fusion import fusion_model_key
     from cxrkit.recipes.image import image_model_key
+    from cxrkit.recipes.text import text_model_key
 
     epochs = int(P.get("control_epochs", CLASS["control_epochs"]))
-    return {"image_models": image_model_key(P),
-            "shuffled_label_models": control_key(P, "shuffled_label_models", epochs=epochs),
-            "planted_models": control_key(P, "planted_models", signal=PLANTED_SIGNAL.as_dict(), epochs=epochs)}
+    keys = {"image_models": ("image_models", image_model_key(P)),
+            "shuffled_label_models": ("shuffled_label_models", control_key(P, "shuffled_label_models", epochs=epochs)),
+            "planted_models": ("planted_models", control_key(P, "planted_models", signal=PLANTED_SIGNAL.as_dict(),
+                                                               epochs=epochs))}
+    for source, pretrained in COURSE_TEXT_MODELS:
+        keys[_text_name(source, pretrained)] = ("text_models", text_model_key(P, source, pretrained))
+    for method, source in COURSE_FUSION_MODELS:
+        keys[f"fusion_models/{method}_{source}"] = ("fusion_models", fusion_model_key(P, method, source))
+    return keys
+
+
+def _text_name(source: str, pretrained: bool) -> str:
+    return f"text_models/{source}" + ("_minilm_vectors" if pretrained else "")
 
 
 def missing_course_models(P: dict[str, Any]) -> list[str]:
-    """Return the course-model kinds the kit does not ship for ``P`` under the current code (empty: all shipped)."""
+    """Return the course models (by :func:`course_keys` name) the kit does not ship for ``P`` under the current code (empty: all shipped)."""
     from cxrkit.paths import shipped_dir
 
-    return [kind for kind, key in course_keys(P).items() if not (shipped_dir(kind, key) / "meta.json").is_file()]
+    return [name for name, (kind, key) in course_keys(P).items() if not (shipped_dir(kind, key) / "meta.json").is_file()]
 
 
 def _copy_into_package(folder: Path, target: Path) -> None:
@@ -64,27 +88,44 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
     from cxrkit.paths import SHIPPED_ROOT, shipped_dir
     from cxrkit.prep import prepare
     from cxrkit.recipes.controls import planted_control_model, shuffled_label_control
+    from cxrkit.recipes.fusion import trained_fusion_model
     from cxrkit.recipes.image import trained_image_model
+    from cxrkit.recipes.text import trained_text_model
 
     prepared = prepare(P, progress=progress)
-    builders = {
-        "image_models": lambda: trained_image_model(P, prepared, progress=progress, force=rebuild),
+    image = trained_image_model(P, prepared, progress=progress, force=rebuild)
+    texts = {source: trained_text_model(P, source, False, prepared, progress=progress, force=rebuild)
+             for source in dict.fromkeys(source for _, source in COURSE_FUSION_MODELS)}  # the fusions' submodels
+    builders: dict[str, Callable[[], Any]] = {
+        "image_models": lambda: image,
         "shuffled_label_models": lambda: shuffled_label_control(P, prepared, progress=progress, force=rebuild),
         "planted_models": lambda: planted_control_model(P, prepared, progress=progress, force=rebuild),
     }
+    for source, pretrained in COURSE_TEXT_MODELS:
+        builders[_text_name(source, pretrained)] = (
+            (lambda s=source: texts[s]) if not pretrained and source in texts else
+            (lambda s=source, v=pretrained: trained_text_model(P, s, v, prepared, progress=progress, force=rebuild)))
+    for method, source in COURSE_FUSION_MODELS:
+        builders[f"fusion_models/{method}_{source}"] = (
+            lambda m=method, s=source: trained_fusion_model(P, m, prepared, image=image, text=texts[s], progress=progress,
+                                                            force=rebuild))
     keys, shipped = course_keys(P), {}
-    for kind in COURSE_KINDS:
+    for name, (kind, key) in keys.items():
         start = time.perf_counter()
-        built = builders[kind]()
-        target = shipped_dir(kind, keys[kind])
+        built = builders[name]()
+        target = shipped_dir(kind, key)
+        if Path(built.folder).resolve() != target.resolve() and Path(built.folder).name != target.name:
+            raise RuntimeError(f"{name}: built into {built.folder}, but its course key names {target.name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_into_package(Path(built.folder), target)
-        for old in target.parent.iterdir():
-            if old.is_dir() and old != target and (old / "meta.json").is_file():
-                shutil.rmtree(old)
-        shipped[kind] = target
+        shipped[name] = target
         how = "loaded" if built.loaded else "trained"
-        echo(f"{kind}: {how} in {time.perf_counter() - start:.0f} s → {target.relative_to(SHIPPED_ROOT.parent)}")
+        echo(f"{name}: {how} in {time.perf_counter() - start:.0f} s → {target.relative_to(SHIPPED_ROOT.parent)}")
+    kept = {path.resolve() for path in shipped.values()}
+    for kind in COURSE_KINDS:  # what the package shipped for an older key could never load again
+        for old in (SHIPPED_ROOT / kind).iterdir() if (SHIPPED_ROOT / kind).is_dir() else ():
+            if old.is_dir() and old.resolve() not in kept and (old / "meta.json").is_file():
+                shutil.rmtree(old)
     return shipped
 
 
@@ -108,7 +149,7 @@ def _cmd_course_models(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``cxrkit course-models`` to the command line."""
-    p = subparsers.add_parser("course-models", help="build the course models the kit ships (image CNN + controls)")
+    p = subparsers.add_parser("course-models", help="build the course models the kit ships (image CNN, controls, text CNNs, fusion)")
     from cxrkit.profiles import PROFILES
 
     p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="profile whose models to build (default: class)")

@@ -25,7 +25,7 @@ from cxrkit.devices import pick_device
 from cxrkit.labels import SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.fusion import FUSION_MODELS, CrossAttentionFusion, EarlyFusion, JointFusion
-from cxrkit.paths import artifact_dir
+from cxrkit.paths import artifact_dir, find_artifact
 from cxrkit.profiles import CLASS
 from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_model_key,
                                   image_targets, trained_image_model)
@@ -33,6 +33,9 @@ from cxrkit.recipes.store import (history_meta, read_training_files, split_proba
                                   write_training_files)
 from cxrkit.recipes.text import TrainedTextModel, text_model_key, trained_text_model
 from cxrkit.train import BatchLoader, History, ImageAugment, TensorDictDataset, fit, load_checkpoint, predict
+
+#: The files of a saved fusion model.
+_FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
 
 __all__ = ["FUSION_SETTINGS", "RECIPE_VERSION", "FusionDataset", "TrainedFusionModel", "fusion_model_key",
            "fusion_model_dir", "new_fusion_model", "encoder_outputs", "trained_fusion_model", "load_fusion_model"]
@@ -129,19 +132,31 @@ def encoder_outputs(model: EarlyFusion | CrossAttentionFusion, images_uint8: np.
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def fusion_model_key(P: dict[str, Any], method: str, source: str | None = None) -> dict[str, Any]:
-    """Return what identifies a trained fusion model: the method, both submodels' keys, the fusion knobs, the recipe and code versions (notebook 04)."""
+def fusion_model_key(P: dict[str, Any], method: str, source: str | None = None, *, image_key: dict[str, Any] | None = None,
+                     text_key: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return what identifies a trained fusion model: the method, both submodels' keys, the fusion knobs, the recipe and code versions (notebook 04).
+
+    ``image_key``/``text_key`` are the submodels' own stored keys (``model.meta["key"]``), so a fusion built on the
+    MiniLM-initialised text CNN never shares a folder with one built on the plain CNN; without them, the keys of
+    ``P``'s image model and of its plain text CNN on ``source`` are used.
+    """
     from cxrkit.artifacts import artifact_code_version
 
     source = source if source is not None else str(_knob(P, "text_source"))
-    return {"method": method, "image": image_model_key(P), "text": text_model_key(P, source),
+    return {"method": method, "image": image_key if image_key is not None else image_model_key(P),
+            "text": text_key if text_key is not None else text_model_key(P, source),
             "fusion_epochs": int(_knob(P, "fusion_epochs")),
             "joint_epochs": int(_knob(P, "joint_epochs")) if method == "joint" else None,
             "settings": FUSION_SETTINGS, "recipe": RECIPE_VERSION, "code": artifact_code_version("fusion_models")}
 
 
+def _key_of(P: dict[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel) -> dict[str, Any]:
+    """The key of the fusion of these two trained submodels, built from their stored keys."""
+    return fusion_model_key(P, method, text.source, image_key=image.meta.get("key"), text_key=text.meta.get("key"))
+
+
 def fusion_model_dir(P: dict[str, Any], method: str, source: str | None = None) -> Path:
-    """Return ``CXRKIT_HOME/fusion_models/<key>`` for one method and text source (notebook 04)."""
+    """Return ``CXRKIT_HOME/fusion_models/<key>`` for one method and text source, on ``P``'s own submodels (notebook 04)."""
     return artifact_dir("fusion_models", fusion_model_key(P, method, source))
 
 
@@ -177,11 +192,12 @@ class TrainedFusionModel:
 def load_fusion_model(P: dict[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel, *,
                       folder: str | Path | None = None) -> TrainedFusionModel | None:
     """Load a saved fusion model built on these submodels, or None when absent, incomplete or stale (notebook 04)."""
-    folder = Path(folder) if folder is not None else fusion_model_dir(P, method, text.source)
-    if not all((folder / n).is_file() for n in ("model.pt", "history.csv", "predictions.csv", "meta.json")):
+    key = _key_of(P, method, image, text)
+    folder = Path(folder) if folder is not None else find_artifact("fusion_models", key, _FILES)
+    if folder is None or not all((folder / n).is_file() for n in _FILES):
         return None
     meta = json.loads((folder / "meta.json").read_text())
-    if meta.get("key") != json.loads(json.dumps(fusion_model_key(P, method, text.source), default=str)):
+    if meta.get("key") != json.loads(json.dumps(key, default=str)):
         return None
     if meta.get("data_fingerprint") != _fingerprint(image, text):
         return None
@@ -212,7 +228,7 @@ def _split_data(prepared: Any, text: TrainedTextModel, labels: Sequence[str]) ->
 def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *, source: str | None = None,
                          image: TrainedImageModel | None = None, text: TrainedTextModel | None = None,
                          progress: bool = True, force: bool = False) -> TrainedFusionModel:
-    """Return fusion ``method`` for profile ``P``: loaded from ``CXRKIT_HOME`` when saved, else trained on the train split and saved (notebook 04).
+    """Return fusion ``method`` for profile ``P``: loaded from ``CXRKIT_HOME`` or the shipped course models when saved, else trained on the train split and saved (notebook 04).
 
     The submodels are notebook 02's image model and notebook 03's text CNN on ``source`` (default
     ``P["text_source"]``, the indication), trained first when absent. ``"early"`` and ``"attention"``
@@ -262,10 +278,11 @@ def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *
     predictions = pd.concat([predictions_table(data[s].rows["image_id"].astype(str).to_numpy(), s,
                                                predict(trainee, loaders[s]), labels) for s in ("validate", "test")],
                             ignore_index=True)
-    folder = fusion_model_dir(P, method, text.source)
+    key = _key_of(P, method, image, text)
+    folder = artifact_dir("fusion_models", key)
     with staged_folder(folder) as tmp:
         write_training_files(tmp, model, history, predictions)
-        write_meta(tmp, {"key": fusion_model_key(P, method, text.source), "labels": labels,
+        write_meta(tmp, {"key": key, "labels": labels,
                          "data_fingerprint": _fingerprint(image, text), **history_meta(history)})
     found = load_fusion_model(P, method, image, text, folder=folder)
     if found is None:  # pragma: no cover - the folder was just written

@@ -28,7 +28,7 @@ from cxrkit.devices import pick_device
 from cxrkit.labels import MODEL_LABELS, SPLITS
 from cxrkit.metrics import predictions_table
 from cxrkit.models.text import MiniLMClassifier, TextCNN
-from cxrkit.paths import artifact_dir
+from cxrkit.paths import artifact_dir, find_artifact
 from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
                                   write_training_files)
 from cxrkit.profiles import CLASS
@@ -402,8 +402,8 @@ def load_text_model(P: dict[str, Any], source: str | None = None, pretrained: bo
     """
     source = _check_source(source if source is not None else str(_knob(P, "text_source")))
     key = text_model_key(P, source, pretrained, arch=arch)
-    folder = Path(folder) if folder is not None else artifact_dir("text_models", key)
-    if not all((folder / name).is_file() for name in _FILES):
+    folder = Path(folder) if folder is not None else find_artifact("text_models", key, _FILES)  # home, then shipped
+    if folder is None or not all((folder / name).is_file() for name in _FILES):
         return None
     meta = json.loads((folder / "meta.json").read_text())
     if meta.get("key") != _jsonable_key(key):
@@ -426,7 +426,7 @@ def load_text_model(P: dict[str, Any], source: str | None = None, pretrained: bo
 
 def trained_text_model(P: dict[str, Any], source: str | None = None, pretrained: bool = False, prepared: Any = None, *,
                        arch: str = "cnn", progress: bool = True, force: bool = False) -> TrainedTextModel:
-    """Return notebook 03's text model for profile ``P`` and a text source: loaded from ``CXRKIT_HOME`` when saved, else trained and saved (notebook 03).
+    """Return notebook 03's text model for profile ``P`` and a text source: loaded from ``CXRKIT_HOME`` or the shipped course models when saved, else trained and saved (notebook 03).
 
     ``source`` is a key of :data:`~cxrkit.text.TEXT_SOURCES` (default ``P["text_source"]``, the indication);
     ``pretrained=True`` transfers MiniLM's word-piece vectors into the CNN's embedding (``arch="minilm"``
