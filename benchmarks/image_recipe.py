@@ -22,13 +22,13 @@ import torch
 from cxrkit.controls import PlantedSignal
 from cxrkit.explain import attribute, resize_mask
 from cxrkit.explain.pointing import per_finding_table, pointing_rows
-from cxrkit.explain.truth import synthetic_truth_masks
-from cxrkit.labels import label_slug
+from cxrkit.explain.truth import films_with_finding
+from cxrkit.labels import evaluation_targets
 from cxrkit.metrics import macro_auroc
 from cxrkit.prep import prepare, resolve_dataset
 from cxrkit.profiles import get_profile
 from cxrkit.recipes.controls import planted_control_model, planted_films, planted_probabilities
-from cxrkit.recipes.image import evaluation_targets, image_fit_settings, image_loaders, new_image_model
+from cxrkit.recipes.image import image_fit_settings, image_loaders, new_image_model
 from cxrkit.train import fit, predict
 
 FOCAL = ("Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Cardiomegaly")
@@ -49,17 +49,11 @@ VARIANTS: dict[str, dict] = {
 
 def focal_films(rows: pd.DataFrame, films: np.ndarray, root, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per focal finding: the first ``n`` films (table order) whose truth mask holds it, and those masks at the film size."""
-    found: dict[str, tuple[list, list]] = {f: ([], []) for f in FOCAL}
-    for i, image_id in enumerate(rows["image_id"].astype(str)):
-        masks = synthetic_truth_masks(root, image_id)
-        for finding in FOCAL:
-            m = masks.get(label_slug(finding))
-            if m is not None and m.any() and len(found[finding][0]) < n:
-                found[finding][0].append(i)
-                found[finding][1].append(resize_mask(m, films.shape[1:]))
-        if all(len(v[0]) == n for v in found.values()):
-            break
-    return {f: (np.array(i), np.stack(m)) for f, (i, m) in found.items()}
+    out = {}
+    for finding in FOCAL:
+        found = films_with_finding(root, rows, finding, n)
+        out[finding] = (np.array([i for i, _ in found]), np.stack([resize_mask(m, films.shape[1:]) for _, m in found]))
+    return out
 
 
 def method_maps(model, x: torch.Tensor, k: int, ig_steps: int) -> dict[str, np.ndarray]:

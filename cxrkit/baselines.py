@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrkit.labels import MODEL_LABELS
+from cxrkit.labels import MODEL_LABELS, training_targets
 from cxrkit.metrics import predictions_table
 
 __all__ = ["GLOBAL_CUE_QUANTILES", "global_cue_features", "global_cue_predictions"]
@@ -53,15 +53,13 @@ def global_cue_predictions(prepared, labels: Sequence[str] = MODEL_LABELS,
                            splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:
     """Fit one standardised logistic regression per label on the training films' global cues; return a predictions table (notebook 02).
 
-    Targets are the image recipe's (:func:`cxrkit.recipes.image.image_targets`: blank → 0, uncertain left
+    Targets are every model's (:func:`cxrkit.labels.training_targets`: blank → 0, uncertain left
     out). A label without both classes in training predicts its training prevalence.
     """
-    from cxrkit.recipes.image import image_targets
-
     train_rows, train_films = prepared.subset("train")
     sites = sorted(train_rows.get("site", pd.Series("", index=train_rows.index)).astype(str).unique())
     x_train = global_cue_features(train_rows, train_films, sites).to_numpy()
-    y_train = image_targets(train_rows, labels)
+    y_train = training_targets(train_rows, labels)
     parts = []
     held_out = {s: prepared.subset(s) for s in splits}
     features = {s: global_cue_features(r, f, sites).to_numpy() for s, (r, f) in held_out.items()}

@@ -37,6 +37,9 @@ from cxrkit.paths import REPO_ROOT
 #: Absolute tolerance for a numeric metric on the machine that recorded the reference (``--exact``).
 SAME_MACHINE_ABS = 1e-6
 
+#: The spread over seeds a reference folder holds (written by ``cxrkit spread``, read here).
+SPREAD_FILE = "spread.json"
+
 #: A number is reproduced within this many standard deviations of its spread over seeds (or its range, or its floor).
 #: Four, not three: with five seeds the sample SD is itself uncertain (its 95% interval reaches down to ~0.6 of the
 #: true SD), so 4 sample SDs still cover about 2.4 true SDs; a real regression moves a metric by far more.
@@ -303,12 +306,29 @@ def load_run(folder: str | Path) -> RecordedRun:
                        environment)
 
 
+def load_spread(path: str | Path) -> dict[str, Any]:
+    """Read and check a ``spread.json``: profile, seeds and ``{notebook: {metric: stats}}``; name the file and the entry that is wrong (``cxrkit reproduce``; ``cxrkit spread`` writes it)."""
+    path = Path(path)
+    data = read_json(path, "write it with `cxrkit spread`")
+    if not isinstance(data, dict) or not all(k in data for k in ("profile", "seeds", "metrics")):
+        raise ValueError(f"{path}: a spread needs the keys profile, seeds and metrics")
+    if not data["seeds"]:
+        raise ValueError(f"{path}: the spread covers no seeds")
+    for nb, metrics in data["metrics"].items():
+        for name, stats in (metrics or {}).items():
+            if not isinstance(stats, dict) or not isinstance(stats.get("values"), list):
+                raise ValueError(f"{path}: {nb}.{name} needs a list of values")
+            if "mean" in stats and not all(isinstance(stats.get(k), (int, float)) for k in ("mean", "sd", "min", "max")):
+                raise ValueError(f"{path}: {nb}.{name} has a mean but not numeric sd, min and max")
+    data.setdefault("notebooks", list(data["metrics"]))
+    return data
+
+
 def reproduce(reference_dir: str | Path, *, name: str | None = None, runs_dir: Path = REPO_ROOT / "runs",
               notebooks_dir: Path = REPO_ROOT / "notebooks", loosen: float | None = None, exact: bool = False,
               timeout: int | None = None, echo: Callable[..., Any] = print) -> tuple[list[Row], Path]:
     """Re-run the reference's notebooks with its parameters and seed, then compare every metric with its spread, or exactly (``make reproduce``)."""
     from cxrkit.runner import NotebookFailed, run_notebooks
-    from cxrkit.spread import SPREAD_FILE, load_spread
 
     ref = load_run(reference_dir)
     spread = None

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from cxrkit.paths import REPO_ROOT
-from cxrkit.reproduce import SPREAD_K, load_run_metrics, metric_rule, read_json, spread_tolerance
+from cxrkit.reproduce import (SPREAD_FILE, SPREAD_K, load_run_metrics, load_spread, metric_rule, read_json,  # noqa: F401
+                              spread_tolerance)
 
 #: Modules that no notebook runs (the tools around the runs); editing them does not make a seed's run stale.
 TOOL_MODULES = ("spread.py", "reproduce.py", "checked_outputs.py", "report.py", "student.py", "cli.py", "__main__.py")
 
-SPREAD_FILE = "spread.json"
 SPREAD_TABLE = "spread.md"
 CHECKED_FILE = "spread_checked_outputs.json"
 #: Written into every folder this command makes; what lets it resume, and refuse folders it did not make.
@@ -430,24 +430,6 @@ def record_spread(out: Path, target: Path, *, echo: Callable[..., Any] = print) 
     echo(f"recorded the spread over seeds {spread['seeds']} and seed {spread['seeds'][0]}'s run in {target} "
          f"({len(written)} files)")
     return written
-
-
-def load_spread(path: str | Path) -> dict[str, Any]:
-    """Read and check a ``spread.json``: profile, seeds and ``{notebook: {metric: stats}}``; name the file and the entry that is wrong (``cxrkit reproduce``)."""
-    path = Path(path)
-    data = read_json(path, "write it with `cxrkit spread`")
-    if not isinstance(data, dict) or not all(k in data for k in ("profile", "seeds", "metrics")):
-        raise ValueError(f"{path}: a spread needs the keys profile, seeds and metrics")
-    if not data["seeds"]:
-        raise ValueError(f"{path}: the spread covers no seeds")
-    for nb, metrics in data["metrics"].items():
-        for name, stats in (metrics or {}).items():
-            if not isinstance(stats, dict) or not isinstance(stats.get("values"), list):
-                raise ValueError(f"{path}: {nb}.{name} needs a list of values")
-            if "mean" in stats and not all(isinstance(stats.get(k), (int, float)) for k in ("mean", "sd", "min", "max")):
-                raise ValueError(f"{path}: {nb}.{name} has a mean but not numeric sd, min and max")
-    data.setdefault("notebooks", list(data["metrics"]))
-    return data
 
 
 def _cmd_spread(args: argparse.Namespace) -> int:

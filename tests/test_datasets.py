@@ -19,16 +19,18 @@ from cxrkit.datasets import (
     PathEscapeError,
     StudyTableError,
     list_datasets,
+    load_boxes,
     load_manifest,
     load_nih_boxes,
     load_study_table,
     nih_finding_to_observation,
+    root_env_var,
     study_columns,
     validate_study_table,
 )
 from cxrkit.datasets.mimic_files import pad_study_time
 from cxrkit.datasets.nih_cxr14 import parse_age
-from cxrkit.errors import DatasetLayoutError
+from cxrkit.errors import CxrkitError, DatasetLayoutError
 from cxrkit.labels import CHEXPERT_LABELS
 from fixtures.real_trees import (
     CHEXPERT_COLUMNS,
@@ -352,6 +354,16 @@ def test_nih_boxes(tmp_path):
     assert boxes["x"].dtype == "float64"
     assert nih_finding_to_observation("Infiltrate") == "Lung Opacity"
     assert nih_finding_to_observation("Hernia") is None
+
+
+def test_boxes_are_found_through_the_registry(tmp_path, monkeypatch):
+    """The registry resolves the root (argument or environment variable); only NIH publishes boxes."""
+    root = make_nih_cxr14(tmp_path)
+    pd.testing.assert_frame_equal(load_boxes("nih-cxr14", root), load_nih_boxes(root))
+    monkeypatch.setenv(root_env_var("nih-cxr14"), str(root))
+    pd.testing.assert_frame_equal(load_boxes("nih-cxr14"), load_nih_boxes(root))
+    with pytest.raises(CxrkitError, match="publishes no ground-truth boxes"):
+        load_boxes("chexpert", tmp_path)
 
 
 def test_nih_boxes_bad_header_and_value(tmp_path):

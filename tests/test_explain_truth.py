@@ -1,14 +1,15 @@
 """Attribution maps against ground truth: masks, NIH boxes, pointing game, mass inside, baselines."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from cxrkit.explain import box_to_mask, centre_bias_map, mass_inside, pointing_game, random_map, read_bbox_list, resize_mask
-from cxrkit.explain.truth import as_truth_mask, truth_objects
+from cxrkit.datasets import read_nih_box_file
+from cxrkit.explain.truth import as_truth_mask, films_with_finding, truth_objects
 
 
 def _mask(shape=(16, 16), rows=slice(4, 8), cols=slice(10, 14)):
@@ -103,13 +104,36 @@ def test_truth_objects_boxes_and_masks_share_one_path():
     assert not as_truth_mask(None, (8, 8)).any()
 
 
-def test_read_bbox_list_nih_header():
-    csv = "Image Index,Finding Label,Bbox [x,y,w,h],,,,,\n00013118_008.png,Atelectasis,225.08,547.02,86.79,79.19,,,\n"
-    df = read_bbox_list(io.StringIO(csv))
+def test_read_bbox_list_nih_header(tmp_path):
+    """Boxes are read by the datasets' one NIH reader: file-name stems as image ids, NIH's own finding aliases."""
+    path = tmp_path / "BBox_List_2017.csv"
+    path.write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,,,\n00013118_008.png,Atelectasis,225.08,547.02,86.79,79.19,,,\n"
+                    "00013118_009.png,Infiltrate,1,2,3,4,,,\n")
+    df = read_bbox_list(path)
     assert list(df.columns) == ["image_id", "finding", "x", "y", "w", "h"]
-    assert df.loc[0, "finding"] == "Atelectasis" and df.loc[0, "w"] == pytest.approx(86.79)
+    assert df["image_id"].tolist() == ["00013118_008", "00013118_009"]
+    assert df["finding"].tolist() == ["Atelectasis", "Infiltration"]
+    assert df.loc[0, "w"] == pytest.approx(86.79)
+    pd.testing.assert_frame_equal(df, read_nih_box_file(path))
     m = box_to_mask(df.loc[0, ["x", "y", "w", "h"]].to_numpy(float), (128, 128), (1024, 1024))
-    assert m.any() and truth_objects(df, (128, 128), (1024, 1024)).shape == (1, 128, 128)
+    assert m.any() and truth_objects(df.iloc[:1], (128, 128), (1024, 1024)).shape == (1, 128, 128)
+    pd.testing.assert_frame_equal(read_bbox_list(df), df)  # a box table passes through
+    with pytest.raises(ValueError, match="lacks"):
+        read_bbox_list(df.drop(columns="w"))
+
+
+def test_films_are_chosen_by_their_truth_mask_in_table_order(tmp_path):
+    masks = tmp_path / "truth" / "masks"
+    masks.mkdir(parents=True)
+    lesion = np.zeros((8, 8), bool)
+    lesion[2:4, 2:4] = True
+    for image_id, has in (("a", True), ("b", False), ("c", True), ("d", True)):
+        np.savez(masks / f"{image_id}.npz", lung_lesion=lesion if has else np.zeros((8, 8), bool))
+    rows = pd.DataFrame({"image_id": ["a", "b", "c", "d"]})
+    found = films_with_finding(tmp_path, rows, "Lung Lesion", 2)
+    assert [i for i, _ in found] == [0, 2] and all(np.array_equal(m, lesion) for _, m in found)
+    assert [i for i, _ in films_with_finding(tmp_path, rows, "Lung Lesion")] == [0, 2, 3]
+    assert films_with_finding(tmp_path, rows, "Pneumothorax") == []  # no mask of that finding anywhere
 
 
 def test_baseline_maps():

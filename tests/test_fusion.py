@@ -272,6 +272,24 @@ def test_every_fusion_model_trains_saves_loads_and_writes_a_valid_table(toy, met
     np.testing.assert_allclose(probs, again.probabilities("test").loc[rows["image_id"].astype(str)].to_numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["early", "attention"])
+def test_frozen_encoders_give_the_same_features_whatever_layout_training_left(toy, method):
+    """A model fresh from ``fit`` is channels-last on a CPU, a loaded one contiguous: the fusion's features must not differ."""
+    P, prepared = toy
+    image = fusion_recipe.trained_image_model(P, prepared, progress=False)
+    text = fusion_recipe.trained_text_model(P, prepared=prepared, progress=False)
+    torch.manual_seed(0)
+    image.model = SmallCNN(in_channels=1, num_outputs=len(image.labels), width=24).eval()  # big enough to round differently
+    rows, _ = prepared.subset("validate")
+    films = np.random.default_rng(0).integers(0, 256, (len(rows), 128, 128), dtype=np.uint8)
+    inputs = text.inputs(rows)
+    contiguous = fusion_recipe.encoder_outputs(fusion_recipe.new_fusion_model(method, image, text), films, inputs)
+    image.model.to(memory_format=torch.channels_last)
+    channels_last = fusion_recipe.encoder_outputs(fusion_recipe.new_fusion_model(method, image, text), films, inputs)
+    for name in contiguous:
+        assert torch.equal(contiguous[name], channels_last[name]), name
+
+
 def test_tensor_dict_dataset_serves_named_batches_and_names_bad_rows():
     from cxrkit.train import TensorDictDataset
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from cxrkit import prep
-from cxrkit.labels import CHEXPERT_LABELS, MODEL_LABELS
+from cxrkit.labels import CHEXPERT_LABELS, MODEL_LABELS, evaluation_targets
 from cxrkit.profiles import get_profile
 from cxrkit.recipes import image as recipe
 from cxrkit.models.image import SmallCNN
@@ -169,7 +169,7 @@ def test_loaders_targets_and_settings(toy):
     targets = loaders.targets["train"]
     assert (targets[np.isnan(raw)] == 0).all()  # blank → negative
     assert (targets[raw == -1] == -1).all()  # uncertain kept for the policy
-    scored = recipe.evaluation_targets(loaders.rows["train"])
+    scored = evaluation_targets(loaders.rows["train"])
     assert np.isnan(scored[raw == -1]).all() and not np.isnan(scored[raw != -1]).any()
 
     settings = recipe.image_fit_settings(P)

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from .layout import DatasetFileError, PathEscapeError
 from .manifest import ManifestError, list_manifests, load_manifest
-from .nih_cxr14 import load_nih_boxes, nih_finding_to_observation
-from .registry import DATASETS, DatasetRootError, list_datasets, load_study_table, resolve_root, root_env_var
+from .nih_cxr14 import load_nih_boxes, nih_finding_to_observation, read_nih_box_file
+from .registry import (BOX_READERS, DATASETS, DatasetRootError, list_datasets, load_boxes, load_study_table, resolve_root,
+                       root_env_var)
 from .table import StudyTableError, study_columns, validate_study_table
 
 __all__ = [
+    "BOX_READERS",
     "DATASETS",
     "DatasetFileError",
     "DatasetRootError",
@@ -39,10 +41,12 @@ __all__ = [
     "StudyTableError",
     "list_datasets",
     "list_manifests",
+    "load_boxes",
     "load_manifest",
     "load_nih_boxes",
     "load_study_table",
     "nih_finding_to_observation",
+    "read_nih_box_file",
     "resolve_root",
     "root_env_var",
     "study_columns",

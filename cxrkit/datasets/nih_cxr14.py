@@ -106,13 +106,19 @@ def load_nih_cxr14(root: Path, *, check_files: bool = True) -> pd.DataFrame:
     return build_table(rows, ["site", "age", "sex"])
 
 
-def load_nih_boxes(root: str | Path | None = None) -> pd.DataFrame:
-    """Read ``BBox_List_2017.csv`` (9 header fields over 6-field rows) into image_id, finding, x, y, w, h; ``Infiltrate`` becomes ``Infiltration`` (notebook 06)."""
-    from .registry import resolve_root
+def load_nih_boxes(root: str | Path) -> pd.DataFrame:
+    """Read the dataset's ``BBox_List_2017.csv`` under ``root`` (:func:`read_nih_box_file`); :func:`cxrkit.datasets.load_boxes` finds the root (notebook 06)."""
+    return read_nih_box_file(Path(root).expanduser() / load_manifest(NAME)["files"]["boxes"])
 
-    root = resolve_root(NAME, root)
+
+def read_nih_box_file(path: str | Path) -> pd.DataFrame:
+    """Read an NIH ``BBox_List_2017.csv`` (9 header fields over 6-field rows, as published; the synthetic cohort writes one too) into image_id, finding, x, y, w, h; ``Infiltrate`` becomes ``Infiltration`` (notebook 06).
+
+    The kit's one reader of ground-truth boxes: ``image_id`` is the file name's stem (``00000123_004``), as in
+    the study table.
+    """
+    path = Path(path)
     manifest = load_manifest(NAME)
-    path = root / manifest["files"]["boxes"]
     if not path.is_file():
         raise DatasetFileError(f"{path}: bounding-box file not found (it ships with NIH ChestX-ray14 as {path.name})")
     with open(path, encoding="utf-8-sig") as handle:

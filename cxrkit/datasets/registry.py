@@ -19,7 +19,7 @@ from .layout import top_level_entries
 from .manifest import load_manifest
 from .mimic_cxr import load_mimic_cxr
 from .mimic_cxr_jpg import load_mimic_cxr_jpg
-from .nih_cxr14 import load_nih_cxr14
+from .nih_cxr14 import load_nih_boxes, load_nih_cxr14
 from .synthetic import default_cohort_root, load_synthetic
 from .table import validate_study_table
 
@@ -88,6 +88,18 @@ def resolve_root(dataset: str, root: str | Path | None = None) -> Path:
     if not path.is_dir():
         raise DatasetLayoutError(dataset, path, [f"an existing folder holding the {dataset} dataset"], top_level_entries(path))
     return path
+
+
+#: The datasets that publish ground-truth boxes, with their readers (given the resolved root).
+BOX_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {"nih-cxr14": load_nih_boxes}
+
+
+def load_boxes(dataset: str, root: str | Path | None = None) -> pd.DataFrame:
+    """Return a dataset's ground-truth boxes (image_id, finding, x, y, w, h) read from ``root`` (or its environment variable) (notebook 06)."""
+    path = resolve_root(dataset, root)
+    if dataset not in BOX_READERS:
+        raise CxrkitError(f"dataset {dataset!r} publishes no ground-truth boxes; those that do: {sorted(BOX_READERS)}")
+    return BOX_READERS[dataset](path)
 
 
 def load_study_table(dataset: str, root: str | Path | None = None, *, frontal_only: bool = False, **options: Any) -> pd.DataFrame:

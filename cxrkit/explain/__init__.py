@@ -25,6 +25,7 @@ from .text import text_integrated_gradients, word_attributions, word_heatmap_fig
 from .truth import (
     box_to_mask,
     centre_bias_map,
+    films_with_finding,
     mass_inside,
     pointing_game,
     random_map,
@@ -40,5 +41,5 @@ __all__ = [
     "gradient_saliency", "gradient_x_input", "smoothgrad", "vanilla_gradient", "cascading_randomization",
     "map_similarity", "randomization_test", "sanity_verdict", "data_randomization_test", "text_integrated_gradients", "word_attributions",
     "word_heatmap_figure", "box_to_mask", "centre_bias_map", "mass_inside", "pointing_game", "random_map",
-    "read_bbox_list", "resize_mask", "synthetic_truth_masks",
+    "read_bbox_list", "resize_mask", "synthetic_truth_masks", "films_with_finding",
 ]

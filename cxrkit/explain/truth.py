@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from cxrkit.datasets.nih_cxr14 import BOX_COLUMNS, read_nih_box_file
+from cxrkit.labels import label_slug
+
 Box = Sequence[float]  # (x, y, w, h): x, y the top-left corner, in pixels of a stated source space
 Shape = tuple[int, int]
 Truth = Union[np.ndarray, Box, Sequence[Box], None]
@@ -123,18 +126,15 @@ def truth_objects(truth: Truth, shape: Sequence[int], source_shape: Sequence[int
 
 
 def read_bbox_list(source: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """Read NIH ``BBox_List_2017.csv`` (or the synthetic cohort's copy) into columns ``image_id, finding, x, y, w, h`` (notebook 05)."""
-    df = pd.read_csv(source) if not isinstance(source, pd.DataFrame) else source.copy()
-    cols = [c for c in df.columns if not str(c).startswith("Unnamed")]
-    df = df[cols]
-    if {"image_id", "finding", "x", "y", "w", "h"} <= set(df.columns):
-        return df[["image_id", "finding", "x", "y", "w", "h"]].reset_index(drop=True)
-    if len(cols) < 6:
-        raise ValueError(f"{source if not isinstance(source, pd.DataFrame) else 'the frame'} is not a BBox_List_2017 table; columns {cols}")
-    out = df.iloc[:, :6].copy()
-    out.columns = ["image_id", "finding", "x", "y", "w", "h"]
-    out[["x", "y", "w", "h"]] = out[["x", "y", "w", "h"]].astype(float)
-    return out.reset_index(drop=True)
+    """Return ground-truth boxes as columns ``image_id, finding, x, y, w, h``: from an NIH ``BBox_List_2017.csv`` (or the synthetic cohort's copy) via the kit's one reader, :func:`cxrkit.datasets.read_nih_box_file`, or from a frame that already has those columns (notebook 05)."""
+    if not isinstance(source, pd.DataFrame):
+        return read_nih_box_file(source)
+    missing = [c for c in BOX_COLUMNS if c not in source.columns]
+    if missing:
+        raise ValueError(f"a box table needs the columns {list(BOX_COLUMNS)}; this one lacks {missing}")
+    boxes = source[list(BOX_COLUMNS)].copy()
+    boxes[["x", "y", "w", "h"]] = boxes[["x", "y", "w", "h"]].astype(float)
+    return boxes.reset_index(drop=True)
 
 
 def pointing_game(attr_map: object, mask: Truth, *, tolerance: float = 0.0, source_shape: Sequence[int] | None = None) -> bool:
@@ -181,3 +181,15 @@ def synthetic_truth_masks(root: str | Path, image_id: str) -> dict[str, np.ndarr
         raise FileNotFoundError(f"{path}: no ground-truth masks for film {image_id} (is {root} a generated cohort?)")
     with np.load(path) as z:
         return {key: z[key].astype(bool) for key in z.files}
+
+
+def films_with_finding(root: str | Path, rows: pd.DataFrame, finding: str, n: int | None = None) -> list[tuple[int, np.ndarray]]:
+    """Return (row position, mask) of the first ``n`` rows (table order; all when None) whose synthetic truth mask holds ``finding`` — films chosen by truth, never by label or prediction (notebooks 05, 06)."""
+    slug, found = label_slug(finding), []
+    for i, image_id in enumerate(rows["image_id"].astype(str)):
+        if n is not None and len(found) == n:
+            break
+        mask = synthetic_truth_masks(root, image_id).get(slug)
+        if mask is not None and mask.any():
+            found.append((i, mask))
+    return found

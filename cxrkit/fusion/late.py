@@ -21,8 +21,8 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cxrkit.labels import evaluation_targets
 from cxrkit.metrics import macro_auroc, predictions_table
-from cxrkit.recipes.image import evaluation_targets
 
 __all__ = ["LATE_METHODS", "LateFusion", "auroc_scorer", "fit_late_fusion", "late_fusion_predictions", "logit"]
 

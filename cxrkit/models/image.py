@@ -133,9 +133,9 @@ TORCHVISION_MODELS: tuple[str, ...] = ("VGG16", "ResNet18", "DenseNet121")
 def __getattr__(name: str) -> Any:
     """Hand out the torchvision architectures (``VGG16``, ``ResNet18``, ``DenseNet121``) without importing torchvision before they are asked for."""
     if name in TORCHVISION_MODELS:
-        from . import torchvision_nets  # optional part: torchvision is imported only here
+        from .torchvision_nets import DenseNet121, ResNet18, VGG16  # optional part: torchvision is imported only here
 
-        return getattr(torchvision_nets, name)
+        return {"VGG16": VGG16, "ResNet18": ResNet18, "DenseNet121": DenseNet121}[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

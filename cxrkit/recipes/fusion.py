@@ -22,13 +22,13 @@ import torch
 from torch import Tensor, nn
 
 from cxrkit.devices import pick_device
-from cxrkit.labels import SPLITS
+from cxrkit.labels import SPLITS, training_targets
 from cxrkit.metrics import predictions_table
 from cxrkit.models.fusion import FUSION_MODELS, CrossAttentionFusion, EarlyFusion, JointFusion
 from cxrkit.paths import artifact_dir, find_artifact
 from cxrkit.profiles import CLASS
 from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_model_key,
-                                  image_targets, trained_image_model)
+                                  trained_image_model)
 from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
                                   write_training_files)
 from cxrkit.recipes.text import TrainedTextModel, text_model_key, trained_text_model
@@ -119,9 +119,15 @@ def new_fusion_model(method: str, image: TrainedImageModel, text: TrainedTextMod
 @torch.no_grad()
 def encoder_outputs(model: EarlyFusion | CrossAttentionFusion, images_uint8: np.ndarray, text_inputs: dict[str, Tensor],
                     batch_size: int = EVAL_BATCH_SIZE) -> dict[str, Tensor]:
-    """Run the frozen encoders of an early or cross-attention fusion model once over films + reports (notebook 04)."""
+    """Run the frozen encoders of an early or cross-attention fusion model once over films + reports (notebook 04).
+
+    The encoders run in the default (contiguous) memory layout whatever layout training left the image model in
+    (``fit`` leaves it channels-last on a CPU, a loaded model is contiguous): the two layouts round differently
+    (measured: 3e-7 in the features, 1e-6 in the fusion's probabilities), and a fusion must not depend on whether
+    its image model was trained in this process or loaded.
+    """
     device = next(model.parameters()).device
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     chunks: list[Any] = []
     for start in range(0, len(images_uint8), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images_uint8[start:start + batch_size])).to(device)
@@ -221,7 +227,7 @@ def _split_data(prepared: Any, text: TrainedTextModel, labels: Sequence[str]) ->
     for split in SPLITS:
         rows, films = prepared.subset(split)
         rows = rows.reset_index(drop=True)
-        data[split] = _SplitData(rows, films, text.inputs(rows), image_targets(rows, labels))
+        data[split] = _SplitData(rows, films, text.inputs(rows), training_targets(rows, labels))
     return data
 
 

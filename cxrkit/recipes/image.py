@@ -20,23 +20,20 @@ import torch
 from torch import nn
 
 from cxrkit.devices import pick_device
-from cxrkit.labels import MODEL_LABELS, SPLITS
+from cxrkit.labels import MODEL_LABELS, SPLITS, training_targets
 from cxrkit.metrics import predictions_table
 from cxrkit.models.image import build_image_model
 from cxrkit.paths import SHIPPED_ROOT, artifact_dir, find_artifact
 from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
                                   write_training_files)
 from cxrkit.profiles import CLASS
-from cxrkit.train import (BatchLoader, History, ImageAugment, ImageDataset, apply_uncertainty_policy, fit,
-                          load_checkpoint, predict)
+from cxrkit.train import BatchLoader, History, ImageAugment, ImageDataset, fit, load_checkpoint, predict
 
 __all__ = [
     "IMAGE_MODEL_KNOBS",
     "RECIPE_VERSION",
     "ImageLoaders",
     "TrainedImageModel",
-    "image_targets",
-    "evaluation_targets",
     "image_loaders",
     "new_image_model",
     "image_fit_settings",
@@ -69,23 +66,6 @@ _FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
 
 
 # ------------------------------------------------------------------------------------- targets, data
-
-def image_targets(rows: pd.DataFrame, labels: Sequence[str] = MODEL_LABELS) -> np.ndarray:
-    """Return the ``N×K`` training targets of study-table rows: 1 / 0 / −1 kept, blank (not mentioned) → 0 (notebook 02).
-
-    A finding the report does not mention is read as absent, as CheXpert and MIMIC-CXR baselines do;
-    uncertain (−1) stays −1 so the training loop's uncertainty policy decides what it becomes.
-    """
-    missing = [label for label in labels if label not in rows.columns]
-    if missing:
-        raise KeyError(f"label column(s) {missing} not in the study table")
-    return rows[list(labels)].astype(float).fillna(0.0).to_numpy(dtype=np.float32)
-
-
-def evaluation_targets(rows: pd.DataFrame, labels: Sequence[str] = MODEL_LABELS) -> np.ndarray:
-    """Return the targets models are scored on: :func:`image_targets` with uncertain (−1) masked out as NaN (notebook 02)."""
-    return apply_uncertainty_policy(image_targets(rows, labels), "ignore")
-
 
 @dataclass
 class ImageLoaders:
@@ -125,7 +105,7 @@ def image_loaders(P: dict[str, Any], prepared: Any, labels: Sequence[str] = MODE
         split_rows, films = prepared.subset(split)
         if len(split_rows) == 0:
             raise ValueError(f"the prepared dataset has no {split} films; the recipe needs all three splits")
-        rows[split], targets[split] = split_rows, image_targets(split_rows, labels)
+        rows[split], targets[split] = split_rows, training_targets(split_rows, labels)
         if split == "train":
             dataset = ImageDataset(films, targets[split], augment=augment)
             loaders[split] = BatchLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed,
@@ -204,7 +184,7 @@ def image_model_dir(P: dict[str, Any]) -> Path:
 def _data_fingerprint(prepared: Any) -> str:
     """A short hash of which films are in which split with which labels, so a model trained on other data is never reused."""
     table = prepared.table
-    y = pd.DataFrame(image_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
+    y = pd.DataFrame(training_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
     lines = table["image_id"].astype(str) + "," + table["split"].astype(str) + "," + y.to_numpy()
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
 

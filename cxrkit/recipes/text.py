@@ -25,14 +25,13 @@ import torch
 from torch import Tensor, nn
 
 from cxrkit.devices import pick_device
-from cxrkit.labels import MODEL_LABELS, SPLITS
+from cxrkit.labels import MODEL_LABELS, SPLITS, training_targets
 from cxrkit.metrics import predictions_table
 from cxrkit.models.text import MiniLMClassifier, TextCNN
 from cxrkit.paths import artifact_dir, find_artifact
 from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
                                   write_training_files)
 from cxrkit.profiles import CLASS
-from cxrkit.recipes.image import evaluation_targets, image_targets
 from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
 from cxrkit.text.sources import DEFAULT_TEXT_SOURCE, TEXT_SOURCES
 from cxrkit.train import BatchLoader, History, TensorDictDataset, fit, predict
@@ -48,7 +47,6 @@ __all__ = [
     "TextData",
     "TextDataset",
     "TrainedTextModel",
-    "evaluation_targets",
     "fit_text_encoder",
     "load_text_model",
     "new_text_model",
@@ -60,7 +58,6 @@ __all__ = [
     "text_model_dir",
     "text_model_key",
     "text_predictions",
-    "text_targets",
     "trained_text_model",
 ]
 
@@ -133,11 +130,6 @@ def single_thread() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------- text, targets
-
-def text_targets(rows: pd.DataFrame, labels: Sequence[str] = MODEL_LABELS) -> np.ndarray:
-    """Return the ``N×K`` training targets of study-table rows, as for the image model: blank → 0, −1 kept (notebook 03)."""
-    return image_targets(rows, labels)
-
 
 def fit_text_encoder(table: pd.DataFrame, source: str, *, arch: str = "cnn",
                      quantile: float = MAX_LEN_QUANTILE) -> tuple[Vocabulary | Any, int]:
@@ -214,7 +206,7 @@ def text_data(P: dict[str, Any], prepared: Any, source: str, *, arch: str = "cnn
         rows[split] = split_rows
         texts[split] = text_for_source(split_rows, source)
         inputs[split] = text_inputs(split_rows, source, vocab, max_len)
-        targets[split] = text_targets(split_rows, labels)
+        targets[split] = training_targets(split_rows, labels)
         dataset = TextDataset(inputs[split], targets[split])
         loaders[split] = (BatchLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed)
                           if split == "train" else BatchLoader(dataset, batch_size=EVAL_BATCH_SIZE))
@@ -300,7 +292,7 @@ def text_model_dir(P: dict[str, Any], source: str | None = None, pretrained: boo
 def _data_fingerprint(table: pd.DataFrame, source: str) -> str:
     """A short hash of the rows, splits, texts and labels a model is trained and scored on, so stale models are never reused."""
     text = text_for_source(table, source).fillna("").astype(str)
-    y = pd.DataFrame(text_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
+    y = pd.DataFrame(training_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
     lines = (table["image_id"].astype(str) + "|" + table["split"].astype(str) + "|" + text.to_numpy() + "|" + y.to_numpy())
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
 

@@ -1,42 +1,18 @@
-"""Multi-label targets and the loss: the uncertainty policy, the NaN-masked BCE, and class-balanced weights.
+"""The multi-label loss: the NaN-masked BCE and class-balanced weights (the uncertainty policy lives in :mod:`cxrkit.labels`).
 
 Targets are float ``B×K`` arrays/tensors: 1 positive, 0 negative, NaN unknown (not mentioned, or an
 uncertain label under the ``"ignore"`` policy). Taught in notebook 02 (image CNN).
 """
 from __future__ import annotations
 
-from typing import TypeVar
-
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cxrkit.labels import UNCERTAINTY_POLICIES, apply_uncertainty_policy  # the targets' home; re-exported for the loop
+
 __all__ = ["UNCERTAINTY_POLICIES", "apply_uncertainty_policy", "masked_bce_with_logits", "balanced_pos_weight"]
-
-#: How an uncertain (-1) label becomes a training target: unknown, positive, or negative.
-UNCERTAINTY_POLICIES: dict[str, float] = {"ignore": float("nan"), "ones": 1.0, "zeros": 0.0}
-
-L = TypeVar("L", np.ndarray, Tensor, pd.DataFrame)
-
-
-def apply_uncertainty_policy(labels: L, policy: str) -> L:
-    """Map uncertain labels (-1) to NaN (``"ignore"``), 1 (``"ones"``) or 0 (``"zeros"``); NaN stays NaN (notebook 02).
-
-    Works on NumPy arrays, torch tensors and DataFrames, and returns a new object of the same kind.
-    """
-    if policy not in UNCERTAINTY_POLICIES:
-        raise ValueError(f"unknown uncertainty policy {policy!r}; choose one of {sorted(UNCERTAINTY_POLICIES)}")
-    value = UNCERTAINTY_POLICIES[policy]
-    if isinstance(labels, Tensor):
-        labels = labels.float()
-        return torch.where(labels == -1, torch.full_like(labels, value), labels)
-    if isinstance(labels, pd.DataFrame):
-        return labels.mask(labels == -1, value).astype(float)
-    array = np.asarray(labels, dtype=np.float32)
-    return np.where(array == -1, np.float32(value), array)
-
 
 def masked_bce_with_logits(logits: Tensor, targets: Tensor, pos_weight: Tensor | None = None) -> Tensor:
     """Binary cross-entropy with logits averaged over the known targets only — NaN (and an unmapped -1) count as unknown (notebook 02).
