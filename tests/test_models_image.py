@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from cxrkit.models import IMAGE_MODELS, SmallCNN, WeightsMismatchError, build_image_model, load_weights
+from fixtures.fresh_process import assert_runs_in_a_fresh_process
 
 torch.set_num_threads(1)
 K = 3
@@ -225,13 +226,9 @@ def test_weights_path_with_a_tilde_is_the_users_home(tmp_path, monkeypatch):
 
 def test_the_small_cnn_path_never_imports_torchvision():
     """torchvision (~2.7 s to import here) loads only when a torchvision architecture is asked for."""
-    import subprocess
-    import sys
-
     code = ("import sys; import cxrkit.models, cxrkit.recipes.image, cxrkit.explain; "
             "from cxrkit.models import build_image_model; build_image_model('small_cnn', 2); "
             "assert 'torchvision' not in sys.modules, 'torchvision imported'; "
             "from cxrkit.models import VGG16; assert 'torchvision' in sys.modules; "
             "assert VGG16.__module__ == 'cxrkit.models.torchvision_nets'")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert_runs_in_a_fresh_process(code)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cxrkit import repro
+from fixtures.fresh_process import assert_runs_in_a_fresh_process
 
 
 def _draw():
@@ -59,17 +60,13 @@ def test_seed_everything_sets_threads_and_determinism():
 
 def test_determinism_is_asked_for_without_importing_the_compiler():
     """seed_everything sets torch's deterministic flag (warn-only) in a fresh process without importing torch._inductor (2.6 s)."""
-    import subprocess
-    import sys
-
     code = ("import sys, torch; from cxrkit.repro import seed_everything; seed_everything(0); "
             "assert torch.are_deterministic_algorithms_enabled(); "
             "assert torch.is_deterministic_algorithms_warn_only_enabled(); "
             "assert 'torch._inductor' not in sys.modules and 'torch._dynamo' not in sys.modules, 'compiler imported'; "
             "import torch._inductor.config as c; torch.use_deterministic_algorithms(False); seed_everything(0); "
             "assert c.deterministic and torch.are_deterministic_algorithms_enabled()")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert_runs_in_a_fresh_process(code)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", True])

@@ -94,27 +94,31 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
 
     prepared = prepare(P, progress=progress)
     image = trained_image_model(P, prepared, progress=progress, force=rebuild)
-    texts = {source: trained_text_model(P, source, False, prepared, progress=progress, force=rebuild)
-             for source in dict.fromkeys(source for _, source in COURSE_FUSION_MODELS)}  # the fusions' submodels
+    texts: dict[tuple[str, bool], Any] = {}
+
+    def text(source: str, pretrained: bool = False) -> Any:  # each text model built once: shipped, or a fusion's part
+        if (source, pretrained) not in texts:
+            texts[source, pretrained] = trained_text_model(P, source, pretrained, prepared, progress=progress,
+                                                           force=rebuild)
+        return texts[source, pretrained]
+
     builders: dict[str, Callable[[], Any]] = {
         "image_models": lambda: image,
         "shuffled_label_models": lambda: shuffled_label_control(P, prepared, progress=progress, force=rebuild),
         "planted_models": lambda: planted_control_model(P, prepared, progress=progress, force=rebuild),
     }
     for source, pretrained in COURSE_TEXT_MODELS:
-        builders[_text_name(source, pretrained)] = (
-            (lambda s=source: texts[s]) if not pretrained and source in texts else
-            (lambda s=source, v=pretrained: trained_text_model(P, s, v, prepared, progress=progress, force=rebuild)))
+        builders[_text_name(source, pretrained)] = lambda s=source, v=pretrained: text(s, v)
     for method, source in COURSE_FUSION_MODELS:
         builders[f"fusion_models/{method}_{source}"] = (
-            lambda m=method, s=source: trained_fusion_model(P, m, prepared, image=image, text=texts[s], progress=progress,
+            lambda m=method, s=source: trained_fusion_model(P, m, prepared, image=image, text=text(s), progress=progress,
                                                             force=rebuild))
     keys, shipped = course_keys(P), {}
     for name, (kind, key) in keys.items():
         start = time.perf_counter()
         built = builders[name]()
         target = shipped_dir(kind, key)
-        if Path(built.folder).resolve() != target.resolve() and Path(built.folder).name != target.name:
+        if Path(built.folder).name != target.name:
             raise RuntimeError(f"{name}: built into {built.folder}, but its course key names {target.name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_into_package(Path(built.folder), target)
