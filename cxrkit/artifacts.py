@@ -43,13 +43,14 @@ ARTIFACT_CODE: dict[str, tuple[str, ...]] = {
     # the prepared cache (notebook 01): split, image cache, readers, adapters, the labeler and its phrases
     "prepared": ("prep.py", "cache.py", "io", "datasets", "labeler.py", "labeler_phrases.yaml", "labels.py"),
     # notebook 02's image model: its recipe, the training loop, the architecture, the predictions table
-    "image_models": ("recipes/image.py", "recipes/store.py", "train", "models/image.py",
+    "image_models": ("recipes/image.py", "recipes/config.py", "store.py", "predictions.py", "train", "models/image.py",
                      "models/torchvision_nets.py", "metrics.py", "labels.py"),
-    # notebook 03's text models: the recipe (it reuses the image recipe's targets), tokenizers, architectures
-    "text_models": ("recipes/text.py", "recipes/image.py", "recipes/store.py", "train", "models/text.py", "text",
+    # notebook 03's text models: the recipe, tokenizers, architectures
+    "text_models": ("recipes/text.py", "recipes/config.py", "store.py", "predictions.py", "train", "models/text.py", "text",
                     "metrics.py", "labels.py"),
     # notebook 04's layer-level fusion models (their image and text submodels' keys are part of theirs)
-    "fusion_models": ("recipes/fusion.py", "recipes/store.py", "models/fusion.py", "train", "metrics.py"),
+    "fusion_models": ("recipes/fusion.py", "recipes/config.py", "store.py", "predictions.py", "models/fusion.py", "train",
+                      "metrics.py"),
     # notebook 05's control models, the shuffled-label model (the image model's key is part of its key) …
     "shuffled_label_models": ("recipes/controls.py", "controls.py"),
     # notebook 05's planted-signal control model (the image model's key is part of its key)

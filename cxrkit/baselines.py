@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cxrkit.labels import MODEL_LABELS, training_targets
-from cxrkit.metrics import predictions_table
+from cxrkit.predictions import Predictions
 
 __all__ = ["GLOBAL_CUE_QUANTILES", "global_cue_features", "global_cue_predictions"]
 
@@ -50,8 +50,8 @@ def global_cue_features(rows: pd.DataFrame, films: np.ndarray, sites: Sequence[s
 
 
 def global_cue_predictions(prepared, labels: Sequence[str] = MODEL_LABELS,
-                           splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:
-    """Fit one standardised logistic regression per label on the training films' global cues; return a predictions table (notebook 02).
+                           splits: Sequence[str] = ("validate", "test")) -> Predictions:
+    """Fit one standardised logistic regression per label on the training films' global cues; return their :class:`~cxrkit.predictions.Predictions` (notebook 02).
 
     Targets are every model's (:func:`cxrkit.labels.training_targets`: blank → 0, uncertain left
     out). A label without both classes in training predicts its training prevalence.
@@ -60,7 +60,6 @@ def global_cue_predictions(prepared, labels: Sequence[str] = MODEL_LABELS,
     sites = sorted(train_rows.get("site", pd.Series("", index=train_rows.index)).astype(str).unique())
     x_train = global_cue_features(train_rows, train_films, sites).to_numpy()
     y_train = training_targets(train_rows, labels)
-    parts = []
     held_out = {s: prepared.subset(s) for s in splits}
     features = {s: global_cue_features(r, f, sites).to_numpy() for s, (r, f) in held_out.items()}
     probs = {s: np.zeros((len(r), len(labels))) for s, (r, _) in held_out.items()}
@@ -75,6 +74,4 @@ def global_cue_predictions(prepared, labels: Sequence[str] = MODEL_LABELS,
         model.fit(x_train[known], t)
         for s in splits:
             probs[s][:, k] = model.predict_proba(features[s])[:, 1]
-    for s, (rows, _) in held_out.items():
-        parts.append(predictions_table(rows["image_id"].astype(str).to_numpy(), s, probs[s], list(labels)))
-    return pd.concat(parts, ignore_index=True)
+    return Predictions.concat(Predictions.of(rows["image_id"], s, probs[s], labels) for s, (rows, _) in held_out.items())

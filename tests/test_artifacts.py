@@ -72,9 +72,14 @@ def test_editing_a_recipe_changes_its_key_and_the_keys_built_on_it(package_copy,
     img, txt, fus, shuf, folder = keys()
     assert img["code"] != first[0]["code"] and folder != first[4]
     assert fus != first[2] and shuf != first[3]  # built on the image model: inherit its code version
-    assert txt["code"] != first[1]["code"]  # the text recipe imports the image recipe's targets
+    assert txt == first[1]  # the text recipe does not read the image recipe (the targets live in labels.py)
     _edit(package_copy / "recipes" / "fusion.py")
     assert image.image_model_key(P) == img and fusion.fusion_model_key(P, "early") != fus
+    for shared in ("store.py", "recipes/config.py"):  # the one artifact store and the config reader: every model's code
+        before = keys()
+        _edit(package_copy / shared)
+        after = keys()
+        assert all(a["code"] != b["code"] for a, b in zip(after[:3], before[:3])), shared
 
 
 def test_editing_the_cohort_generator_changes_the_cohort_folder_and_the_models_keys(package_copy, tmp_path,

@@ -47,7 +47,7 @@ def test_mean_equals_the_manual_mean():
     rule, fused = late_fusion_predictions("mean", preds, rows, LABELS)
     manual = (preds["image"][LABELS].to_numpy() + preds["text"][LABELS].to_numpy()) / 2
     order = preds["image"].set_index("image_id").index
-    got = fused.set_index("image_id").loc[order, LABELS].to_numpy()
+    got = fused.on(order, LABELS)
     np.testing.assert_allclose(got, manual, rtol=0, atol=1e-12)
     assert rule.models == {}
 
@@ -135,9 +135,10 @@ def test_unknown_method_is_named():
 def test_every_late_method_writes_a_valid_predictions_table(method):
     preds, rows = _predictions()
     _, fused = late_fusion_predictions(method, preds, rows, LABELS)
-    assert list(fused.columns) == ["image_id", "split"] + LABELS
-    assert set(fused["split"]) == {"validate", "test"} and fused["image_id"].is_unique
-    assert len(fused) == len(rows) and fused[LABELS].to_numpy().min() >= 0 and fused[LABELS].to_numpy().max() <= 1
+    table = fused.table
+    assert list(table.columns) == ["image_id", "split"] + LABELS and fused.labels == LABELS
+    assert set(table["split"]) == {"validate", "test"} and table["image_id"].is_unique
+    assert len(table) == len(rows) and table[LABELS].to_numpy().min() >= 0 and table[LABELS].to_numpy().max() <= 1
 
 
 def test_out_of_fold_predictions_never_use_their_own_rows():
@@ -158,7 +159,7 @@ def test_comparison_gain_choice_and_figure():
     y = test[LABELS].to_numpy()
     probs = {"image": preds["image"][preds["image"].split == "test"].set_index("image_id")[LABELS],
              "text": preds["text"][preds["text"].split == "test"].set_index("image_id")[LABELS],
-             "mean": mean[mean.split == "test"].set_index("image_id")[LABELS]}
+             "mean": mean.split("test")}
     table = comparison_table(probs, test, y, LABELS, n_boot=50)
     assert list(table.index) == ["image", "text", "mean"]
     assert (table["auroc_lo"] <= table["auroc"]).all() and (table["auroc"] <= table["auroc_hi"]).all()
@@ -259,17 +260,17 @@ def test_every_fusion_model_trains_saves_loads_and_writes_a_valid_table(toy, met
     P, prepared = toy
     first = fusion_recipe.trained_fusion_model(P, method, prepared, progress=False)
     assert not first.loaded
-    table = first.predictions
+    table = first.predictions.table
     assert list(table.columns) == ["image_id", "split"] + LABELS and set(table["split"]) == {"validate", "test"}
     assert table[LABELS].to_numpy().min() >= 0 and table[LABELS].to_numpy().max() <= 1
     monkeypatch.setattr(fusion_recipe, "fit", lambda *a, **k: pytest.fail("the saved fusion model should be loaded"))
     again = fusion_recipe.trained_fusion_model(P, method, prepared, progress=False)
     assert again.loaded
-    pd.testing.assert_frame_equal(again.predictions, first.predictions)
+    pd.testing.assert_frame_equal(again.predictions.table, first.predictions.table)
     rows, films = prepared.subset("test")
     with torch.no_grad():
         probs = torch.sigmoid(again.model(**again.inputs(rows, films))).numpy()
-    np.testing.assert_allclose(probs, again.probabilities("test").loc[rows["image_id"].astype(str)].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(probs, again.predictions.on(rows), atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["early", "attention"])

@@ -75,7 +75,7 @@ def test_trains_saves_then_loads_identically_without_training(toy, monkeypatch):
     _failing_fit(monkeypatch)
     second = recipe.trained_image_model(P, prepared, progress=False)
     assert second.loaded and second.folder == first.folder
-    pd.testing.assert_frame_equal(second.predictions, first.predictions)
+    pd.testing.assert_frame_equal(second.predictions.table, first.predictions.table, check_exact=True)
     pd.testing.assert_frame_equal(second.history.table, first.history.table)
     assert second.history.best_epoch == first.history.best_epoch
     assert not second.model.training
@@ -92,7 +92,7 @@ def test_trains_saves_then_loads_identically_without_training(toy, monkeypatch):
 def test_predictions_follow_the_contract(toy):
     P, prepared = toy
     trained = recipe.trained_image_model(P, prepared, progress=False)
-    preds = trained.predictions
+    preds = trained.predictions.table
     assert list(preds.columns) == ["image_id", "split", *MODEL_LABELS]
     assert trained.labels == list(MODEL_LABELS)
     assert set(preds["split"]) == {"validate", "test"}
@@ -148,7 +148,7 @@ def test_the_recipe_is_the_notebooks_steps(toy):
     history = fit(model, loaders.train, loaders.validate, progress=False, **recipe.image_fit_settings(P))
     by_hand = recipe.image_predictions(model, loaders)
     trained = recipe.trained_image_model(P, prepared, progress=False)
-    pd.testing.assert_frame_equal(trained.predictions, by_hand)
+    pd.testing.assert_frame_equal(trained.predictions.table, by_hand.table)
     pd.testing.assert_frame_equal(trained.history.table.drop(columns=["seconds", "train_images_per_s"]),
                                   history.table.drop(columns=["seconds", "train_images_per_s"]))
 

@@ -86,7 +86,7 @@ def test_recipe_trains_saves_and_a_second_call_loads_identical_predictions(home,
     _no_training(monkeypatch)
     second = recipe.trained_text_model(P, "indication", prepared=prepared, progress=False)
     assert second.loaded and second.folder == first.folder
-    pd.testing.assert_frame_equal(first.predictions, second.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(first.predictions.table, second.predictions.table, check_exact=True)
     assert second.vocab.itos == first.vocab.itos and second.max_len == first.max_len
     rows = prepared.table[prepared.table.split == "test"]
     assert np.array_equal(first.predict(rows), second.predict(rows))
@@ -138,7 +138,7 @@ def test_encoder_fit_ignores_everything_but_train(prepared):
 
 def test_predictions_table_contract(home, prepared, P):
     tm = recipe.trained_text_model(P, "indication", prepared=prepared, progress=False)
-    pred = tm.predictions
+    pred = tm.predictions.table
     assert list(pred.columns) == ["image_id", "split", *MODEL_LABELS] and tm.labels == list(MODEL_LABELS)
     assert set(pred.split) == {"validate", "test"}
     assert pred.image_id.is_unique
@@ -194,7 +194,7 @@ def test_single_thread_restores_the_thread_count():
 def test_training_is_deterministic(home, prepared, P):
     a = recipe.trained_text_model(P, "indication", prepared=prepared, progress=False)
     b = recipe.trained_text_model(P, "indication", prepared=prepared, progress=False, force=True)
-    assert np.array_equal(a.predictions[list(MODEL_LABELS)].to_numpy(), b.predictions[list(MODEL_LABELS)].to_numpy())
+    assert np.array_equal(a.predictions.wide().to_numpy(), b.predictions.wide().to_numpy())
 
 
 # ------------------------------------------------------------------------------------ pretrained arm
@@ -275,7 +275,7 @@ def test_minilm_fine_tuning_trains_saves_and_loads(home, prepared, P, monkeypatc
     _no_training(monkeypatch)
     again = recipe.trained_text_model(P1, "indication", pretrained=True, prepared=prepared, arch="minilm", progress=False)
     assert again.loaded
-    pd.testing.assert_frame_equal(tm.predictions, again.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(tm.predictions.table, again.predictions.table, check_exact=True)
     assert np.allclose(again.predict(test_rows), again.probabilities("test").loc[test_rows.image_id].to_numpy(), atol=1e-5)
 
 

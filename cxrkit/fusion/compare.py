@@ -18,22 +18,25 @@ from sklearn.model_selection import GroupKFold
 
 from cxrkit.fusion.late import fit_late_fusion
 from cxrkit.metrics import bootstrap_ci, macro_auroc, paired_bootstrap_diff, per_label_metric
+from cxrkit.predictions import Predictions
 
 __all__ = ["align", "comparison_table", "macro_auroc_of", "out_of_fold_late", "choose_best", "fusion_gain",
            "comparison_figure", "changed_calls"]
 
 
-def align(probs: Mapping[str, pd.DataFrame], rows: pd.DataFrame, labels: Sequence[str]) -> dict[str, np.ndarray]:
-    """Return each model's ``N×K`` probabilities on the same rows, in ``rows``' image_id order (notebook 04)."""
-    ids = rows["image_id"].astype(str).to_numpy()
+def align(probs: Mapping[str, Predictions | pd.DataFrame], rows: pd.DataFrame, labels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Return each model's ``N×K`` probabilities on the same rows, in ``rows``' image_id order (notebook 04).
+
+    A model's probabilities are its :class:`~cxrkit.predictions.Predictions` or one split of them (a frame indexed by
+    ``image_id``, as ``Predictions.split`` returns).
+    """
     out = {}
-    for name, frame in probs.items():
-        frame = frame.copy()
-        frame.index = frame.index.astype(str)
-        missing = np.setdiff1d(ids, frame.index.to_numpy())
-        if len(missing):
-            raise KeyError(f"model {name!r} has no prediction for {len(missing)} of the rows (e.g. {missing[0]!r})")
-        out[name] = frame.loc[ids, list(labels)].to_numpy(dtype=float)
+    for name, p in probs.items():
+        predictions = p if isinstance(p, Predictions) else Predictions(p.rename_axis("image_id").reset_index().assign(split=""))
+        try:
+            out[name] = predictions.on(rows, labels)
+        except KeyError as exc:
+            raise KeyError(f"model {name!r}: {exc.args[0]}") from None
     return out
 
 

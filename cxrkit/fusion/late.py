@@ -22,7 +22,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cxrkit.labels import evaluation_targets
-from cxrkit.metrics import macro_auroc, predictions_table
+from cxrkit.metrics import macro_auroc
+from cxrkit.predictions import Predictions
 
 __all__ = ["LATE_METHODS", "LateFusion", "auroc_scorer", "fit_late_fusion", "late_fusion_predictions", "logit"]
 
@@ -173,26 +174,25 @@ def fit_late_fusion(method: str, probs: Mapping[str, pd.DataFrame], targets: pd.
     return fused
 
 
-def late_fusion_predictions(method: str, predictions: Mapping[str, pd.DataFrame], rows: pd.DataFrame,
-                            labels: Sequence[str], seed: int = 0) -> tuple[LateFusion, pd.DataFrame]:
-    """Fit ``method`` on the validation rows of each model's predictions table and return it with the fused table (validate + test; notebook 04).
+def late_fusion_predictions(method: str, predictions: Mapping[str, Predictions | pd.DataFrame], rows: pd.DataFrame,
+                            labels: Sequence[str], seed: int = 0) -> tuple[LateFusion, Predictions]:
+    """Fit ``method`` on the validation rows of each model's predictions and return it with the fused :class:`~cxrkit.predictions.Predictions` (validate + test; notebook 04).
 
-    ``predictions`` maps model name → predictions table (``image_id``, ``split``, one column per label);
-    ``rows`` is the study table (``image_id``, ``subject_id``, labels). Only ``split == "validate"``
-    rows reach the fit; test rows are only ever predicted.
+    ``predictions`` maps model name → a model's :class:`~cxrkit.predictions.Predictions` (or its table: ``image_id``,
+    ``split``, one column per label); ``rows`` is the study table (``image_id``, ``subject_id``, labels). Only
+    ``split == "validate"`` rows reach the fit; test rows are only ever predicted.
     """
     labels = list(labels)
+    models = {name: p if isinstance(p, Predictions) else Predictions(p) for name, p in predictions.items()}
     by_split: dict[str, dict[str, pd.DataFrame]] = {}
     for split in ("validate", "test"):
-        parts = {name: table[table["split"] == split].set_index("image_id")[labels] for name, table in predictions.items()}
-        ids = next(iter(parts.values())).index
-        by_split[split] = {name: part.loc[ids] for name, part in parts.items()}  # every model on the first one's rows
+        ids = next(iter(models.values())).split(split).index  # every model on the first one's rows
+        by_split[split] = {name: pd.DataFrame(p.on(ids, labels), index=ids, columns=labels) for name, p in models.items()}
     val = by_split["validate"]
     ids = next(iter(val.values())).index
     info = rows.assign(image_id=rows["image_id"].astype(str)).set_index("image_id").loc[ids]
     targets = pd.DataFrame(evaluation_targets(info, labels), index=ids, columns=labels)
     split = pd.Series("validate", index=ids)
     fused = fit_late_fusion(method, val, targets, split, info["subject_id"], seed)
-    tables = [predictions_table(next(iter(parts.values())).index.to_numpy(), s, fused.predict(parts).to_numpy(), labels)
-              for s, parts in by_split.items()]
-    return fused, pd.concat(tables, ignore_index=True)
+    return fused, Predictions.concat(Predictions.of(next(iter(parts.values())).index, s, fused.predict(parts).to_numpy(),
+                                                    labels) for s, parts in by_split.items())

@@ -10,34 +10,35 @@ computed once; joint fusion fine-tunes both encoders on the films and reports en
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from cxrkit import store
+from cxrkit.artifacts import artifact_code_version
 from cxrkit.devices import pick_device
 from cxrkit.labels import SPLITS, training_targets
-from cxrkit.metrics import predictions_table
 from cxrkit.models.fusion import FUSION_MODELS, CrossAttentionFusion, EarlyFusion, JointFusion
-from cxrkit.paths import artifact_dir, find_artifact
-from cxrkit.profiles import CLASS
-from cxrkit.recipes.image import (BN_REFRESH_BATCHES, EVAL_BATCH_SIZE, TrainedImageModel, image_model_key,
-                                  trained_image_model)
-from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
-                                  write_training_files)
+from cxrkit.paths import artifact_dir
+from cxrkit.predictions import Predictions
+from cxrkit.prep import prepare
+from cxrkit.recipes.config import RecipeConfig
+from cxrkit.recipes.image import (
+    BN_REFRESH_BATCHES,
+    EVAL_BATCH_SIZE,
+    TrainedImageModel,
+    image_model_key,
+    trained_image_model,
+)
 from cxrkit.recipes.text import TrainedTextModel, text_model_key, trained_text_model
-from cxrkit.train import BatchLoader, History, ImageAugment, TensorDictDataset, fit, load_checkpoint, predict
+from cxrkit.train import BatchLoader, History, ImageAugment, TensorDictDataset, fit, predict
 
-#: The files of a saved fusion model.
-_FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
-
-__all__ = ["FUSION_SETTINGS", "RECIPE_VERSION", "FusionDataset", "TrainedFusionModel", "fusion_model_key",
+__all__ = ["FUSION_SETTINGS", "RECIPE_VERSION", "FusionRecipe", "FusionDataset", "TrainedFusionModel", "fusion_model_key",
            "fusion_model_dir", "new_fusion_model", "encoder_outputs", "trained_fusion_model", "load_fusion_model"]
 
 #: Bumped whenever the recipe changes, so old artifacts are not reused.
@@ -47,8 +48,19 @@ FUSION_SETTINGS: dict[str, Any] = {"hidden": 64, "dropout": 0.3, "head_lr": 3e-3
                                    "attention_dim": 64, "attention_heads": 4, "grid": 8}
 
 
-def _knob(P: dict[str, Any], name: str) -> Any:
-    return P.get(name, CLASS[name])
+@dataclass(frozen=True)
+class FusionRecipe(RecipeConfig):
+    """Notebook 04's fusion settings, read once from a profile's parameters: ``FusionRecipe.read(P)`` (notebook 04)."""
+
+    text_source: str
+    fusion_epochs: int
+    joint_epochs: int
+    seed: int
+    batch_size: int
+    weight_decay: float
+    uncertainty: str
+    patience: int
+    augment: bool
 
 
 class FusionDataset:
@@ -138,36 +150,37 @@ def encoder_outputs(model: EarlyFusion | CrossAttentionFusion, images_uint8: np.
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def fusion_model_key(P: dict[str, Any], method: str, source: str | None = None, *, image_key: dict[str, Any] | None = None,
-                     text_key: dict[str, Any] | None = None) -> dict[str, Any]:
+def fusion_model_key(P: Mapping[str, Any], method: str, source: str | None = None, *,
+                     image_key: dict[str, Any] | None = None, text_key: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return what identifies a trained fusion model: the method, both submodels' keys, the fusion knobs, the recipe and code versions (notebook 04).
 
     ``image_key``/``text_key`` are the submodels' own stored keys (``model.meta["key"]``), so a fusion built on the
     MiniLM-initialised text CNN never shares a folder with one built on the plain CNN; without them, the keys of
     ``P``'s image model and of its plain text CNN on ``source`` are used.
     """
-    from cxrkit.artifacts import artifact_code_version
-
-    source = source if source is not None else str(_knob(P, "text_source"))
+    recipe = FusionRecipe.read(P)
+    source = source if source is not None else recipe.text_source
     return {"method": method, "image": image_key if image_key is not None else image_model_key(P),
             "text": text_key if text_key is not None else text_model_key(P, source),
-            "fusion_epochs": int(_knob(P, "fusion_epochs")),
-            "joint_epochs": int(_knob(P, "joint_epochs")) if method == "joint" else None,
+            "fusion_epochs": recipe.fusion_epochs,
+            "joint_epochs": recipe.joint_epochs if method == "joint" else None,
             "settings": FUSION_SETTINGS, "recipe": RECIPE_VERSION, "code": artifact_code_version("fusion_models")}
 
 
-def _key_of(P: dict[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel) -> dict[str, Any]:
+def _key_of(P: Mapping[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel) -> dict[str, Any]:
     """The key of the fusion of these two trained submodels, built from their stored keys."""
     return fusion_model_key(P, method, text.source, image_key=image.meta.get("key"), text_key=text.meta.get("key"))
 
 
-def fusion_model_dir(P: dict[str, Any], method: str, source: str | None = None) -> Path:
+def fusion_model_dir(P: Mapping[str, Any], method: str, source: str | None = None) -> Path:
     """Return ``CXRKIT_HOME/fusion_models/<key>`` for one method and text source, on ``P``'s own submodels (notebook 04)."""
     return artifact_dir("fusion_models", fusion_model_key(P, method, source))
 
 
-def _fingerprint(image: TrainedImageModel, text: TrainedTextModel) -> str:
-    return hashlib.sha256((str(image.meta.get("data_fingerprint")) + str(text.meta.get("data_fingerprint"))).encode()).hexdigest()[:16]
+def fusion_data_fingerprint(image: TrainedImageModel, text: TrainedTextModel) -> str:
+    """Return the data fingerprint of a fusion: its two submodels' (notebook 04)."""
+    return store.fingerprint([str(image.meta.get("data_fingerprint")), str(text.meta.get("data_fingerprint"))],
+                             ordered=True)
 
 
 @dataclass
@@ -177,7 +190,7 @@ class TrainedFusionModel:
     method: str
     model: nn.Module
     history: History
-    predictions: pd.DataFrame
+    predictions: Predictions
     labels: list[str]
     image: TrainedImageModel
     text: TrainedTextModel
@@ -186,8 +199,8 @@ class TrainedFusionModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def probabilities(self, split: str) -> pd.DataFrame:
-        """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
-        return split_probabilities(self.predictions, self.labels, split)
+        """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id`` (``predictions.split``)."""
+        return self.predictions.split(split)
 
     def inputs(self, rows: pd.DataFrame, images_uint8: np.ndarray) -> dict[str, Tensor]:
         """Return the forward inputs for study-table rows and their films: ``{"images": B×1×H×W, "input_ids": …}``."""
@@ -195,23 +208,20 @@ class TrainedFusionModel:
         return {"images": x, **self.text.inputs(rows)}
 
 
-def load_fusion_model(P: dict[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel, *,
+def _opened(method: str, image: TrainedImageModel, text: TrainedTextModel, stored: store.Stored,
+            loaded: bool) -> TrainedFusionModel:
+    """The trained fusion model a stored folder holds, on its submodels, on the kit's device in eval mode."""
+    model = store.load_state(new_fusion_model(method, image, text), stored).to(pick_device()).eval()
+    return TrainedFusionModel(method, model, store.read_history(stored), store.read_predictions(stored),
+                              list(stored.meta["labels"]), image, text, stored.folder, loaded, stored.meta)
+
+
+def load_fusion_model(P: Mapping[str, Any], method: str, image: TrainedImageModel, text: TrainedTextModel, *,
                       folder: str | Path | None = None) -> TrainedFusionModel | None:
     """Load a saved fusion model built on these submodels, or None when absent, incomplete or stale (notebook 04)."""
-    key = _key_of(P, method, image, text)
-    folder = Path(folder) if folder is not None else find_artifact("fusion_models", key, _FILES)
-    if folder is None or not all((folder / n).is_file() for n in _FILES):
-        return None
-    meta = json.loads((folder / "meta.json").read_text())
-    if meta.get("key") != json.loads(json.dumps(key, default=str)):
-        return None
-    if meta.get("data_fingerprint") != _fingerprint(image, text):
-        return None
-    model = new_fusion_model(method, image, text)
-    load_checkpoint(model, folder / "model.pt")
-    model.to(pick_device()).eval()
-    history, predictions = read_training_files(folder, meta)
-    return TrainedFusionModel(method, model, history, predictions, list(meta["labels"]), image, text, folder, True, meta)
+    stored = store.find("fusion_models", _key_of(P, method, image, text), fusion_data_fingerprint(image, text),
+                        folder=folder)
+    return None if stored is None else _opened(method, image, text, stored, loaded=True)
 
 
 class _SplitData(NamedTuple):
@@ -231,7 +241,7 @@ def _split_data(prepared: Any, text: TrainedTextModel, labels: Sequence[str]) ->
     return data
 
 
-def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *, source: str | None = None,
+def trained_fusion_model(P: Mapping[str, Any], method: str, prepared: Any = None, *, source: str | None = None,
                          image: TrainedImageModel | None = None, text: TrainedTextModel | None = None,
                          progress: bool = True, force: bool = False) -> TrainedFusionModel:
     """Return fusion ``method`` for profile ``P``: loaded from ``CXRKIT_HOME`` or the shipped course models when saved, else trained on the train split and saved (notebook 04).
@@ -244,33 +254,26 @@ def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *
     """
     if method not in FUSION_MODELS:
         raise ValueError(f"unknown fusion method {method!r}; choose one of {list(FUSION_MODELS)}")
-    if prepared is None:
-        from cxrkit.prep import prepare
-
-        prepared = prepare(P, progress=progress)
+    recipe = FusionRecipe.read(P)
+    prepared = prepared if prepared is not None else prepare(dict(P), progress=progress)
     image = image if image is not None else trained_image_model(P, prepared, progress=progress)
-    source = text.source if text is not None else (source if source is not None else str(_knob(P, "text_source")))
+    source = text.source if text is not None else (source if source is not None else recipe.text_source)
     text = text if text is not None else trained_text_model(P, source, prepared=prepared, progress=progress)
-    if not force:
-        found = load_fusion_model(P, method, image, text)
-        if found is not None:
-            return found
+    if not force and (found := load_fusion_model(P, method, image, text)) is not None:
+        return found
     labels = list(image.labels)
     data = _split_data(prepared, text, labels)
-    seed = int(_knob(P, "seed"))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(recipe.seed)
         model = new_fusion_model(method, image, text).to(pick_device())
-    settings = dict(epochs=int(_knob(P, "fusion_epochs")), weight_decay=float(_knob(P, "weight_decay")),
-                    uncertainty=str(_knob(P, "uncertainty")), early_stopping_patience=int(_knob(P, "patience")), seed=seed)
-    batch_size = int(_knob(P, "batch_size"))
+    settings = dict(epochs=recipe.fusion_epochs, weight_decay=recipe.weight_decay, uncertainty=recipe.uncertainty,
+                    early_stopping_patience=recipe.patience, seed=recipe.seed)
     if method == "joint":
-        augment = ImageAugment() if _knob(P, "augment") else None
+        augment = ImageAugment() if recipe.augment else None
         sets = {s: FusionDataset(d.films, d.text, d.targets, augment=augment if s == "train" else None)
                 for s, d in data.items()}
         trainee: nn.Module = model
-        settings.update(epochs=int(_knob(P, "joint_epochs")), lr=FUSION_SETTINGS["joint_lr"],
-                        bn_refresh_batches=BN_REFRESH_BATCHES)
+        settings.update(epochs=recipe.joint_epochs, lr=FUSION_SETTINGS["joint_lr"], bn_refresh_batches=BN_REFRESH_BATCHES)
     else:
         cached = {s: encoder_outputs(model, d.films, d.text) for s, d in data.items()}
         scaled = cached["train"]["features"] if method == "early" else cached["train"]["pooled"]
@@ -278,20 +281,15 @@ def trained_fusion_model(P: dict[str, Any], method: str, prepared: Any = None, *
         sets = {s: TensorDictDataset(cached[s], data[s].targets) for s in data}
         trainee = _HeadOnly(model)
         settings.update(lr=FUSION_SETTINGS["head_lr"])
-    loaders = {s: BatchLoader(ds, batch_size=batch_size, shuffle=True, seed=seed, drop_last=len(ds) > batch_size)
+    batch_size = recipe.batch_size
+    loaders = {s: BatchLoader(ds, batch_size=batch_size, shuffle=True, seed=recipe.seed, drop_last=len(ds) > batch_size)
                if s == "train" else BatchLoader(ds, batch_size=EVAL_BATCH_SIZE) for s, ds in sets.items()}
     history = fit(trainee, loaders["train"], loaders["validate"], progress=progress, **settings)
-    predictions = pd.concat([predictions_table(data[s].rows["image_id"].astype(str).to_numpy(), s,
-                                               predict(trainee, loaders[s]), labels) for s in ("validate", "test")],
-                            ignore_index=True)
-    key = _key_of(P, method, image, text)
-    folder = artifact_dir("fusion_models", key)
-    with staged_folder(folder) as tmp:
-        write_training_files(tmp, model, history, predictions)
-        write_meta(tmp, {"key": key, "labels": labels,
-                         "data_fingerprint": _fingerprint(image, text), **history_meta(history)})
-    found = load_fusion_model(P, method, image, text, folder=folder)
-    if found is None:  # pragma: no cover - the folder was just written
-        raise RuntimeError(f"the fusion model saved to {folder} could not be read back")
-    found.loaded = False
-    return found
+    predictions = Predictions.concat(Predictions.of(data[s].rows["image_id"], s, predict(trainee, loaders[s]), labels)
+                                     for s in ("validate", "test"))
+
+    def write(tmp: Path) -> dict[str, Any]:
+        return {"labels": labels, **store.write_model_files(tmp, model, history, predictions)}
+
+    stored = store.save("fusion_models", _key_of(P, method, image, text), fusion_data_fingerprint(image, text), write)
+    return _opened(method, image, text, stored, loaded=False)

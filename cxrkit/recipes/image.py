@@ -8,29 +8,29 @@ holds every parameter that changes the model (:data:`IMAGE_MODEL_KNOBS`) plus :d
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from cxrkit import store
+from cxrkit.artifacts import artifact_code_version, data_code_version
 from cxrkit.devices import pick_device
 from cxrkit.labels import MODEL_LABELS, SPLITS, training_targets
-from cxrkit.metrics import predictions_table
 from cxrkit.models.image import build_image_model
-from cxrkit.paths import SHIPPED_ROOT, artifact_dir, find_artifact
-from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
-                                  write_training_files)
-from cxrkit.profiles import CLASS
-from cxrkit.train import BatchLoader, History, ImageAugment, ImageDataset, fit, load_checkpoint, predict
+from cxrkit.paths import SHIPPED_ROOT, artifact_dir
+from cxrkit.predictions import Predictions
+from cxrkit.prep import prepare
+from cxrkit.recipes.config import RecipeConfig
+from cxrkit.train import BatchLoader, History, ImageAugment, ImageDataset, fit, predict
 
 __all__ = [
     "IMAGE_MODEL_KNOBS",
+    "ImageRecipe",
     "RECIPE_VERSION",
     "ImageLoaders",
     "TrainedImageModel",
@@ -45,13 +45,6 @@ __all__ = [
     "trained_image_model",
 ]
 
-#: The parameters that change the trained image model; the artifact folder is keyed by them.
-IMAGE_MODEL_KNOBS: tuple[str, ...] = (
-    "dataset", "data_root", "patients", "difficulty", "confounders", "image_size", "data_seed", "seed",
-    "image_model", "image_width", "image_head", "epochs", "schedule", "pos_weight", "batch_size", "lr",
-    "weight_decay", "uncertainty", "augment", "patience",
-)
-
 #: Bumped whenever the recipe itself changes (targets, loaders, augmentation, fit settings), so old artifacts are not reused.
 RECIPE_VERSION = 1
 
@@ -62,7 +55,39 @@ EVAL_BATCH_SIZE = 256
 #: rate (``fit(bn_refresh_batches=…)``); a one-cycle schedule anneals to ~0, so the running statistics settle themselves.
 BN_REFRESH_BATCHES = 4
 
-_FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
+
+@dataclass(frozen=True)
+class ImageRecipe(RecipeConfig):
+    """Notebook 02's recipe settings, read once from a profile's parameters: ``ImageRecipe.read(P)`` (notebook 02).
+
+    The fields are :data:`IMAGE_MODEL_KNOBS`, the knobs that change the trained model; every step below takes
+    either ``P`` or this config.
+    """
+
+    dataset: str
+    data_root: str | None
+    patients: int
+    difficulty: float
+    confounders: bool
+    image_size: int
+    data_seed: int
+    seed: int
+    image_model: str
+    image_width: int
+    image_head: str
+    epochs: int
+    schedule: str
+    pos_weight: str | None
+    batch_size: int
+    lr: float
+    weight_decay: float
+    uncertainty: str
+    augment: bool
+    patience: int
+
+
+#: The parameters that change the trained image model (:class:`ImageRecipe`'s fields); the artifact folder is keyed by them.
+IMAGE_MODEL_KNOBS: tuple[str, ...] = tuple(f.name for f in fields(ImageRecipe))
 
 
 # ------------------------------------------------------------------------------------- targets, data
@@ -86,20 +111,16 @@ class ImageLoaders:
         return getattr(self, split)
 
 
-def _knob(P: dict[str, Any], name: str) -> Any:
-    return P.get(name, CLASS[name])
-
-
-def image_loaders(P: dict[str, Any], prepared: Any, labels: Sequence[str] = MODEL_LABELS) -> ImageLoaders:
+def image_loaders(P: Mapping[str, Any] | ImageRecipe, prepared: Any, labels: Sequence[str] = MODEL_LABELS) -> ImageLoaders:
     """Build notebook 02's loaders from a :class:`~cxrkit.prep.Prepared`: one per split, training ones shuffled and augmented (notebook 02).
 
     The training loader reshuffles every epoch (seeded by ``P["seed"]``) and drops the last partial
     batch (a batch of one breaks batch norm); with ``P["augment"]`` its dataset carries an
     :class:`~cxrkit.train.ImageAugment` (no horizontal flips). Validation and test loaders keep table order.
     """
-    labels = list(labels)
-    batch_size, seed = int(_knob(P, "batch_size")), int(_knob(P, "seed"))
-    augment = ImageAugment() if _knob(P, "augment") else None
+    recipe, labels = ImageRecipe.read(P), list(labels)
+    batch_size, seed = recipe.batch_size, recipe.seed
+    augment = ImageAugment() if recipe.augment else None
     rows, targets, loaders = {}, {}, {}
     for split in SPLITS:
         split_rows, films = prepared.subset(split)
@@ -115,21 +136,21 @@ def image_loaders(P: dict[str, Any], prepared: Any, labels: Sequence[str] = MODE
     return ImageLoaders(loaders["train"], loaders["validate"], loaders["test"], rows, targets, labels, augment)
 
 
-def new_image_model(P: dict[str, Any], num_outputs: int = len(MODEL_LABELS), **options: Any) -> nn.Module:
+def new_image_model(P: Mapping[str, Any] | ImageRecipe, num_outputs: int = len(MODEL_LABELS), **options: Any) -> nn.Module:
     """Build ``P["image_model"]`` with weights initialised from ``P["seed"]``, so the same seed gives the same start (notebook 02).
 
     The small CNN takes its width and head from ``P["image_width"]`` and ``P["image_head"]`` (``options`` win).
     The global random state is left as it was.
     """
-    name = str(_knob(P, "image_model"))
-    if name == "small_cnn":
-        options = {"width": int(_knob(P, "image_width")), "head": str(_knob(P, "image_head")), **options}
+    recipe = ImageRecipe.read(P)
+    if recipe.image_model == "small_cnn":
+        options = {"width": recipe.image_width, "head": recipe.image_head, **options}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(_knob(P, "seed")))
-        return build_image_model(name, num_outputs, **options)
+        torch.manual_seed(recipe.seed)
+        return build_image_model(recipe.image_model, num_outputs, **options)
 
 
-def image_fit_settings(P: dict[str, Any]) -> dict[str, Any]:
+def image_fit_settings(P: Mapping[str, Any] | ImageRecipe) -> dict[str, Any]:
     """Return the keyword arguments notebook 02 passes to :func:`cxrkit.train.fit` for profile ``P`` (notebook 02).
 
     The class recipe: AdamW under a one-cycle learning-rate schedule (``P["schedule"]``), rare labels'
@@ -140,53 +161,46 @@ def image_fit_settings(P: dict[str, Any]) -> dict[str, Any]:
     best validation epoch is restored; under a constant one, ``P["patience"]`` epochs without improvement stop
     it and batch-norm statistics are refreshed after each epoch (``fit(bn_refresh_batches=…)``).
     """
-    schedule = str(_knob(P, "schedule"))
-    constant = schedule == "constant"
-    pos_weight = _knob(P, "pos_weight")
+    recipe = ImageRecipe.read(P)
+    constant = recipe.schedule == "constant"
     return dict(
-        epochs=int(_knob(P, "epochs")),
-        lr=float(_knob(P, "lr")),
-        weight_decay=float(_knob(P, "weight_decay")),
-        uncertainty=str(_knob(P, "uncertainty")),
-        pos_weight=None if pos_weight in (None, "none") else str(pos_weight),
-        schedule=schedule,
-        early_stopping_patience=int(_knob(P, "patience")) if constant else None,
-        seed=int(_knob(P, "seed")),
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        uncertainty=recipe.uncertainty,
+        pos_weight=recipe.pos_weight,
+        schedule=recipe.schedule,
+        early_stopping_patience=recipe.patience if constant else None,
+        seed=recipe.seed,
         bn_refresh_batches=BN_REFRESH_BATCHES if constant else 0,
     )
 
 
-def image_predictions(model: nn.Module, loaders: ImageLoaders, splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:
-    """Return the predictions table (``image_id``, ``split``, one probability per label) of ``splits`` (notebook 02)."""
-    parts = [predictions_table(loaders.rows[s]["image_id"].astype(str).to_numpy(), s, predict(model, loaders.loader(s)),
-                               loaders.labels) for s in splits]
-    return pd.concat(parts, ignore_index=True)
+def image_predictions(model: nn.Module, loaders: ImageLoaders, splits: Sequence[str] = ("validate", "test")) -> Predictions:
+    """Return the model's :class:`~cxrkit.predictions.Predictions` on the films of ``splits`` (notebook 02)."""
+    return Predictions.concat(Predictions.of(loaders.rows[s]["image_id"], s, predict(model, loaders.loader(s)),
+                                             loaders.labels) for s in splits)
 
 
 # ------------------------------------------------------------------------------------------ artifacts
 
-def image_model_key(P: dict[str, Any]) -> dict[str, Any]:
+def image_model_key(P: Mapping[str, Any] | ImageRecipe) -> dict[str, Any]:
     """Return what identifies a trained image model: :data:`IMAGE_MODEL_KNOBS`, the recipe version and the code versions of the recipe and of its data (notebook 02)."""
-    from cxrkit.artifacts import artifact_code_version, data_code_version
-
-    key = {name: _knob(P, name) for name in IMAGE_MODEL_KNOBS}
-    if key["data_root"] is not None:
-        key["data_root"] = str(Path(key["data_root"]).expanduser().resolve())
+    key = ImageRecipe.read(P).knobs()
     return {**key, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION,
             "code": artifact_code_version("image_models"), "data_code": data_code_version(key)}
 
 
-def image_model_dir(P: dict[str, Any]) -> Path:
+def image_model_dir(P: Mapping[str, Any] | ImageRecipe) -> Path:
     """Return ``CXRKIT_HOME/image_models/<key>``, where the model of profile ``P`` lives (notebook 02)."""
     return artifact_dir("image_models", image_model_key(P))
 
 
-def _data_fingerprint(prepared: Any) -> str:
-    """A short hash of which films are in which split with which labels, so a model trained on other data is never reused."""
+def image_data_fingerprint(prepared: Any) -> str:
+    """Return a short hash of which films are in which split with which targets, so a model trained on other data is never reused (notebook 02)."""
     table = prepared.table
     y = pd.DataFrame(training_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
-    lines = table["image_id"].astype(str) + "," + table["split"].astype(str) + "," + y.to_numpy()
-    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
+    return store.fingerprint(table["image_id"].astype(str) + "," + table["split"].astype(str) + "," + y.to_numpy())
 
 
 @dataclass
@@ -195,15 +209,15 @@ class TrainedImageModel:
 
     model: nn.Module
     history: History
-    predictions: pd.DataFrame
+    predictions: Predictions
     labels: list[str]
     folder: Path
     loaded: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
     def probabilities(self, split: str) -> pd.DataFrame:
-        """Return the predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
-        return split_probabilities(self.predictions, self.labels, split)
+        """Return the predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id`` (``predictions.split``)."""
+        return self.predictions.split(split)
 
     @property
     def shipped(self) -> bool:
@@ -211,47 +225,40 @@ class TrainedImageModel:
         return SHIPPED_ROOT in Path(self.folder).resolve().parents
 
 
-def save_image_model(P: dict[str, Any], prepared: Any, model: nn.Module, history: History,
-                     predictions: pd.DataFrame, *, folder: str | Path | None = None) -> TrainedImageModel:
-    """Save a trained model (``state_dict``), its history and predictions atomically under :func:`image_model_dir` (notebook 02)."""
-    folder = Path(folder) if folder is not None else image_model_dir(P)
-    with staged_folder(folder) as tmp:
-        write_training_files(tmp, model, history, predictions)
-        meta = {
-            "key": image_model_key(P),
-            "labels": list(predictions.columns[2:]),
-            "data_fingerprint": _data_fingerprint(prepared),
-            **history_meta(history),
-        }
-        write_meta(tmp, meta)
-    history = History(history.table, history.best_epoch, history.monitor, history.stopped_early, history.device,
-                      str(folder / "model.pt"), history.settings)
-    return TrainedImageModel(model.eval(), history, predictions, list(meta["labels"]), folder, False, meta)
+def _opened(recipe: ImageRecipe, stored: store.Stored, loaded: bool) -> TrainedImageModel:
+    """The trained model a stored folder holds, on the kit's device in eval mode."""
+    labels = list(stored.meta["labels"])
+    model = store.load_state(new_image_model(recipe, num_outputs=len(labels)), stored)
+    return TrainedImageModel(model.to(pick_device()).eval(), store.read_history(stored), store.read_predictions(stored),
+                             labels, stored.folder, loaded, stored.meta)
 
 
-def load_image_model(P: dict[str, Any], prepared: Any = None, *, folder: str | Path | None = None) -> TrainedImageModel | None:
+def save_image_model(P: Mapping[str, Any] | ImageRecipe, prepared: Any, model: nn.Module, history: History,
+                     predictions: Predictions, *, folder: str | Path | None = None) -> TrainedImageModel:
+    """Save a trained model (``state_dict``), its history and predictions atomically under :func:`image_model_dir`, and return it as read back (notebook 02)."""
+    recipe = ImageRecipe.read(P)
+
+    def write(tmp: Path) -> dict[str, Any]:
+        return {"labels": list(predictions.labels), **store.write_model_files(tmp, model, history, predictions)}
+
+    stored = store.save("image_models", image_model_key(recipe), image_data_fingerprint(prepared), write, folder=folder)
+    return _opened(recipe, stored, loaded=False)
+
+
+def load_image_model(P: Mapping[str, Any] | ImageRecipe, prepared: Any = None, *,
+                     folder: str | Path | None = None) -> TrainedImageModel | None:
     """Load the saved model of profile ``P`` (``torch.load(weights_only=True)``), or return None when absent, incomplete or stale (notebook 02).
 
     Looks in ``CXRKIT_HOME``, then among the course models the kit ships (:data:`cxrkit.paths.SHIPPED_ROOT`).
     Stale means trained on other films than ``prepared`` holds (when ``prepared`` is given).
     """
-    folder = Path(folder) if folder is not None else find_artifact("image_models", image_model_key(P), _FILES)
-    if folder is None or not all((folder / name).is_file() for name in _FILES):
-        return None
-    meta = json.loads((folder / "meta.json").read_text())
-    if meta.get("key") != json.loads(json.dumps(image_model_key(P), default=str)):
-        return None
-    if prepared is not None and meta.get("data_fingerprint") != _data_fingerprint(prepared):
-        return None
-    labels = list(meta["labels"])
-    model = new_image_model(P, num_outputs=len(labels))
-    load_checkpoint(model, folder / "model.pt")
-    model.to(pick_device()).eval()
-    history, predictions = read_training_files(folder, meta)
-    return TrainedImageModel(model, history, predictions, labels, folder, True, meta)
+    recipe = ImageRecipe.read(P)
+    stored = store.find("image_models", image_model_key(recipe),
+                        None if prepared is None else image_data_fingerprint(prepared), folder=folder)
+    return None if stored is None else _opened(recipe, stored, loaded=True)
 
 
-def trained_image_model(P: dict[str, Any], prepared: Any = None, *, progress: bool = True,
+def trained_image_model(P: Mapping[str, Any], prepared: Any = None, *, progress: bool = True,
                         force: bool = False) -> TrainedImageModel:
     """Return notebook 02's image model for profile ``P``: loaded from ``CXRKIT_HOME`` when saved, else trained and saved (notebook 02).
 
@@ -259,15 +266,11 @@ def trained_image_model(P: dict[str, Any], prepared: Any = None, *, progress: bo
     ``fit(model, train, validate, **image_fit_settings(P))`` → :func:`image_predictions` on the
     validation and test films. ``force=True`` retrains even when a saved model exists.
     """
-    if not force:
-        found = load_image_model(P, prepared)
-        if found is not None:
-            return found
-    if prepared is None:
-        from cxrkit.prep import prepare
-
-        prepared = prepare(P, progress=progress)
-    loaders = image_loaders(P, prepared)
-    model = new_image_model(P, num_outputs=len(loaders.labels))
-    history = fit(model, loaders.train, loaders.validate, progress=progress, **image_fit_settings(P))
-    return save_image_model(P, prepared, model, history, image_predictions(model, loaders))
+    recipe = ImageRecipe.read(P)
+    if not force and (found := load_image_model(recipe, prepared)) is not None:
+        return found
+    prepared = prepared if prepared is not None else prepare(dict(P), progress=progress)
+    loaders = image_loaders(recipe, prepared)
+    model = new_image_model(recipe, num_outputs=len(loaders.labels))
+    history = fit(model, loaders.train, loaders.validate, progress=progress, **image_fit_settings(recipe))
+    return save_image_model(recipe, prepared, model, history, image_predictions(model, loaders))

@@ -13,25 +13,24 @@ reusing a model trained on other reports.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from cxrkit import store
+from cxrkit.artifacts import artifact_code_version, data_code_version
 from cxrkit.devices import pick_device
 from cxrkit.labels import MODEL_LABELS, SPLITS, training_targets
-from cxrkit.metrics import predictions_table
 from cxrkit.models.text import MiniLMClassifier, TextCNN
-from cxrkit.paths import artifact_dir, find_artifact
-from cxrkit.recipes.store import (history_meta, read_training_files, split_probabilities, staged_folder, write_meta,
-                                  write_training_files)
-from cxrkit.profiles import CLASS
+from cxrkit.paths import artifact_dir
+from cxrkit.predictions import Predictions
+from cxrkit.prep import prepare
+from cxrkit.recipes.config import RecipeConfig
 from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
 from cxrkit.text.sources import DEFAULT_TEXT_SOURCE, TEXT_SOURCES
 from cxrkit.train import BatchLoader, History, TensorDictDataset, fit, predict
@@ -44,6 +43,7 @@ __all__ = [
     "MINILM_SETTINGS",
     "RECIPE_VERSION",
     "TEXT_MODEL_KNOBS",
+    "TextRecipe",
     "TextData",
     "TextDataset",
     "TrainedTextModel",
@@ -61,11 +61,31 @@ __all__ = [
     "trained_text_model",
 ]
 
+
+@dataclass(frozen=True)
+class TextRecipe(RecipeConfig):
+    """Notebook 03's recipe settings, read once from a profile's parameters: ``TextRecipe.read(P)`` (notebook 03).
+
+    ``text_source`` is the default source; the other fields are :data:`TEXT_MODEL_KNOBS`, which key the model.
+    """
+
+    dataset: str
+    data_root: str | None
+    patients: int
+    difficulty: float
+    confounders: bool
+    data_seed: int
+    seed: int
+    text_epochs: int
+    text_lr: float
+    batch_size: int
+    patience: int
+    uncertainty: str
+    text_source: str
+
+
 #: Profile knobs that change a trained text model; with the source, ``pretrained`` and the architecture they key its folder.
-TEXT_MODEL_KNOBS: tuple[str, ...] = (
-    "dataset", "data_root", "patients", "difficulty", "confounders", "data_seed", "seed",
-    "text_epochs", "text_lr", "batch_size", "patience", "uncertainty",
-)
+TEXT_MODEL_KNOBS: tuple[str, ...] = tuple(f.name for f in fields(TextRecipe) if f.name != "text_source")
 
 #: Bumped whenever the recipe itself changes (targets, encoding, architecture, fit settings), so old artifacts are not reused.
 RECIPE_VERSION = 1
@@ -92,12 +112,6 @@ TEXT_WEIGHT_DECAY, EVAL_BATCH_SIZE = 1e-4, 512
 #: ``"cnn"``: the word-vocabulary TextCNN (``pretrained`` = MiniLM word-piece vectors transferred into it);
 #: ``"minilm"``: the whole MiniLM fine-tuned with a linear head (always pretrained).
 ARCHITECTURES: tuple[str, ...] = ("cnn", "minilm")
-
-_FILES = ("model.pt", "history.csv", "predictions.csv", "meta.json")
-
-
-def _knob(P: dict[str, Any], name: str) -> Any:
-    return P.get(name, CLASS[name])
 
 
 def _check_source(source: str) -> str:
@@ -187,17 +201,17 @@ class TextData:
     labels: list[str]
 
 
-def text_data(P: dict[str, Any], prepared: Any, source: str, *, arch: str = "cnn",
+def text_data(P: Mapping[str, Any] | TextRecipe, prepared: Any, source: str, *, arch: str = "cnn",
               labels: Sequence[str] = MODEL_LABELS) -> TextData:
     """Encode one text source of ``prepared`` for training: encoder fitted on train only, loaders per split (notebook 03).
 
     One text per image (its study's report), so predictions join the image model's on ``image_id``.
     The training loader reshuffles each epoch, seeded by ``P["seed"]``; validate and test keep table order.
     """
-    labels = list(labels)
+    recipe, labels = TextRecipe.read(P), list(labels)
     table = prepared.table
     vocab, max_len = fit_text_encoder(table, source, arch=arch)
-    batch_size, seed = int(_knob(P, "batch_size")), int(_knob(P, "seed"))
+    batch_size, seed = recipe.batch_size, recipe.seed
     rows, texts, inputs, targets, loaders = {}, {}, {}, {}, {}
     for split in SPLITS:
         split_rows = table[table["split"] == split].reset_index(drop=True)
@@ -215,7 +229,7 @@ def text_data(P: dict[str, Any], prepared: Any, source: str, *, arch: str = "cnn
 
 # ------------------------------------------------------------------------------------------- model
 
-def new_text_model(P: dict[str, Any], vocab: Vocabulary | Any, *, pretrained: bool = False, arch: str = "cnn",
+def new_text_model(P: Mapping[str, Any] | TextRecipe, vocab: Vocabulary | Any, *, pretrained: bool = False, arch: str = "cnn",
                    num_outputs: int = len(MODEL_LABELS)) -> tuple[nn.Module, Any]:
     """Build notebook 03's text model, seeded by ``P["seed"]``; return it and what the embedding transfer copied (or None) (notebook 03).
 
@@ -225,7 +239,7 @@ def new_text_model(P: dict[str, Any], vocab: Vocabulary | Any, *, pretrained: bo
     to be fine-tuned, with a linear head.
     """
     _check_arch(arch, pretrained)
-    torch.manual_seed(int(_knob(P, "seed")))
+    torch.manual_seed(TextRecipe.read(P).seed)
     if arch == "minilm":
         return MiniLMClassifier(num_outputs=num_outputs, freeze=False, pooling=MINILM_SETTINGS["pooling"],
                                 dropout=MINILM_SETTINGS["dropout"]), None
@@ -244,61 +258,55 @@ def new_text_model(P: dict[str, Any], vocab: Vocabulary | Any, *, pretrained: bo
     return model, report
 
 
-def text_fit_settings(P: dict[str, Any], *, arch: str = "cnn") -> dict[str, Any]:
+def text_fit_settings(P: Mapping[str, Any] | TextRecipe, *, arch: str = "cnn") -> dict[str, Any]:
     """Return the keyword arguments notebook 03 passes to :func:`cxrkit.train.fit` for profile ``P`` (notebook 03)."""
-    epochs, lr = int(_knob(P, "text_epochs")), float(_knob(P, "text_lr"))
+    recipe = TextRecipe.read(P)
+    epochs, lr = recipe.text_epochs, recipe.text_lr
     if arch == "minilm":
         epochs, lr = min(epochs, int(MINILM_SETTINGS["max_epochs"])), float(MINILM_SETTINGS["lr"])
     return dict(
         epochs=epochs,
         lr=lr,
         weight_decay=TEXT_WEIGHT_DECAY,
-        uncertainty=str(_knob(P, "uncertainty")),
-        early_stopping_patience=int(_knob(P, "patience")),
-        seed=int(_knob(P, "seed")),
+        uncertainty=recipe.uncertainty,
+        early_stopping_patience=recipe.patience,
+        seed=recipe.seed,
     )
 
 
-def text_predictions(model: nn.Module, data: TextData, splits: Sequence[str] = ("validate", "test")) -> pd.DataFrame:
-    """Return the predictions table (``image_id``, ``split``, one probability per label) of ``splits``, one row per image (notebook 03)."""
-    parts = [predictions_table(data.rows[s]["image_id"].astype(str).to_numpy(), s, predict(model, data.loaders[s]),
-                               data.labels) for s in splits]
-    return pd.concat(parts, ignore_index=True)
+def text_predictions(model: nn.Module, data: TextData, splits: Sequence[str] = ("validate", "test")) -> Predictions:
+    """Return the model's :class:`~cxrkit.predictions.Predictions` on the rows of ``splits``, one per image (notebook 03)."""
+    return Predictions.concat(Predictions.of(data.rows[s]["image_id"], s, predict(model, data.loaders[s]), data.labels)
+                              for s in splits)
 
 
 # ------------------------------------------------------------------------------------------ artifacts
 
-def text_model_key(P: dict[str, Any], source: str | None = None, pretrained: bool = False, *,
+def text_model_key(P: Mapping[str, Any] | TextRecipe, source: str | None = None, pretrained: bool = False, *,
                    arch: str = "cnn") -> dict[str, Any]:
     """Return what identifies a trained text model: :data:`TEXT_MODEL_KNOBS`, source, pretrained, architecture, recipe version, code versions of the recipe and its data (notebook 03)."""
-    from cxrkit.artifacts import artifact_code_version, data_code_version
-
-    source = _check_source(source if source is not None else str(_knob(P, "text_source")))
+    recipe = TextRecipe.read(P)
+    source = _check_source(source if source is not None else recipe.text_source)
     _check_arch(arch, bool(pretrained))
-    key = {name: _knob(P, name) for name in TEXT_MODEL_KNOBS}
-    if key["data_root"] is not None:
-        key["data_root"] = str(Path(key["data_root"]).expanduser().resolve())
+    key = {name: getattr(recipe, name) for name in TEXT_MODEL_KNOBS}
     settings = dict(MINILM_SETTINGS) if arch == "minilm" else {**CNN_SETTINGS, "embed_init_std": EMBED_INIT_STD}
     return {**key, "source": source, "pretrained": bool(pretrained), "arch": arch, "settings": settings,
             "max_len_quantile": MAX_LEN_QUANTILE, "labels": list(MODEL_LABELS), "recipe": RECIPE_VERSION,
             "code": artifact_code_version("text_models"), "data_code": data_code_version(key)}
 
 
-def text_model_dir(P: dict[str, Any], source: str | None = None, pretrained: bool = False, *, arch: str = "cnn") -> Path:
+def text_model_dir(P: Mapping[str, Any] | TextRecipe, source: str | None = None, pretrained: bool = False, *,
+                   arch: str = "cnn") -> Path:
     """Return ``CXRKIT_HOME/text_models/<key>``, where that text model lives (notebook 03)."""
     return artifact_dir("text_models", text_model_key(P, source, pretrained, arch=arch))
 
 
-def _data_fingerprint(table: pd.DataFrame, source: str) -> str:
-    """A short hash of the rows, splits, texts and labels a model is trained and scored on, so stale models are never reused."""
+def text_data_fingerprint(table: pd.DataFrame, source: str) -> str:
+    """Return a short hash of the rows, splits, texts and targets a model is trained and scored on, so stale models are never reused (notebook 03)."""
     text = text_for_source(table, source).fillna("").astype(str)
     y = pd.DataFrame(training_targets(table), columns=list(MODEL_LABELS)).astype(str).agg(",".join, axis=1)
-    lines = (table["image_id"].astype(str) + "|" + table["split"].astype(str) + "|" + text.to_numpy() + "|" + y.to_numpy())
-    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
-
-
-def _jsonable_key(key: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(key, default=str))
+    return store.fingerprint(table["image_id"].astype(str) + "|" + table["split"].astype(str) + "|" + text.to_numpy()
+                             + "|" + y.to_numpy())
 
 
 @dataclass
@@ -310,7 +318,7 @@ class TrainedTextModel:
     vocab: Vocabulary | Any
     max_len: int
     history: History
-    predictions: pd.DataFrame
+    predictions: Predictions
     labels: list[str]
     folder: Path
     source: str = DEFAULT_TEXT_SOURCE
@@ -340,8 +348,8 @@ class TrainedTextModel:
             return predict(self.model, BatchLoader(TextDataset(inputs, dummy), batch_size=EVAL_BATCH_SIZE))
 
     def probabilities(self, split: str) -> pd.DataFrame:
-        """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id``."""
-        return split_probabilities(self.predictions, self.labels, split)
+        """Return the stored predictions of one split (``"validate"`` or ``"test"``), indexed by ``image_id`` (``predictions.split``)."""
+        return self.predictions.split(split)
 
 
 def _write_encoder(vocab: Vocabulary | Any, folder: Path) -> dict[str, Any]:
@@ -360,63 +368,60 @@ def _read_encoder(info: dict[str, Any], folder: Path) -> Vocabulary | Any:
     return load_pretrained_tokenizer(path if path and Path(path).is_dir() else None)
 
 
-def save_text_model(P: dict[str, Any], prepared: Any, source: str, pretrained: bool, model: nn.Module,
-                    vocab: Vocabulary | Any, max_len: int, history: History, predictions: pd.DataFrame, *,
-                    arch: str = "cnn", embedding_init: Any = None, folder: str | Path | None = None) -> Path:
-    """Save a trained text model (``state_dict``), its vocabulary, history and predictions atomically (notebook 03)."""
-    folder = Path(folder) if folder is not None else text_model_dir(P, source, pretrained, arch=arch)
-    with staged_folder(folder) as tmp:
-        write_training_files(tmp, model, history, predictions)
-        meta = {
-            "key": text_model_key(P, source, pretrained, arch=arch),
-            "source": source,
-            "pretrained": bool(pretrained),
-            "arch": arch,
-            "labels": [str(c) for c in predictions.columns[2:]],
-            "max_len": int(max_len),
-            "encoder": _write_encoder(vocab, tmp),
-            "vocab_size": len(vocab),
-            "data_fingerprint": _data_fingerprint(prepared.table, source),
-            "embedding_init": None if embedding_init is None else {
-                "summary": str(embedding_init), "coverage": embedding_init.coverage,
-                "exact_coverage": embedding_init.exact_coverage, "missing": list(embedding_init.missing)},
-            **history_meta(history),
-        }
-        write_meta(tmp, meta)
-    return folder
-
-
-def load_text_model(P: dict[str, Any], source: str | None = None, pretrained: bool = False, prepared: Any = None, *,
-                    arch: str = "cnn", folder: str | Path | None = None) -> TrainedTextModel | None:
-    """Load a saved text model (``torch.load(weights_only=True)``), or return None when absent, incomplete or stale (notebook 03).
-
-    Stale means its key differs, or (when ``prepared`` is given) it was trained on other rows, texts or labels.
-    """
-    source = _check_source(source if source is not None else str(_knob(P, "text_source")))
-    key = text_model_key(P, source, pretrained, arch=arch)
-    folder = Path(folder) if folder is not None else find_artifact("text_models", key, _FILES)  # home, then shipped
-    if folder is None or not all((folder / name).is_file() for name in _FILES):
-        return None
-    meta = json.loads((folder / "meta.json").read_text())
-    if meta.get("key") != _jsonable_key(key):
-        return None
-    if prepared is not None and meta.get("data_fingerprint") != _data_fingerprint(prepared.table, source):
-        return None
-    labels = list(meta["labels"])
-    vocab = _read_encoder(meta["encoder"], folder)
-    if arch == "minilm":
+def _opened(stored: store.Stored, loaded: bool) -> TrainedTextModel:
+    """The trained text model a stored folder holds, on the kit's device in eval mode."""
+    meta = stored.meta
+    labels, vocab = list(meta["labels"]), _read_encoder(meta["encoder"], stored.folder)
+    if meta["arch"] == "minilm":
         model: nn.Module = MiniLMClassifier(num_outputs=len(labels), freeze=False, pooling=MINILM_SETTINGS["pooling"],
                                             dropout=MINILM_SETTINGS["dropout"])
     else:
         model = TextCNN(len(vocab), num_outputs=len(labels), padding_idx=PAD_ID, **CNN_SETTINGS)
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    model.to(pick_device()).eval()
-    history, predictions = read_training_files(folder, meta)
-    return TrainedTextModel(model, vocab, int(meta["max_len"]), history, predictions, labels, folder,
-                            source, bool(pretrained), arch, True, meta)
+    store.load_state(model, stored).to(pick_device()).eval()
+    return TrainedTextModel(model, vocab, int(meta["max_len"]), store.read_history(stored), store.read_predictions(stored),
+                            labels, stored.folder, meta["source"], bool(meta["pretrained"]), meta["arch"], loaded, meta)
 
 
-def trained_text_model(P: dict[str, Any], source: str | None = None, pretrained: bool = False, prepared: Any = None, *,
+def save_text_model(P: Mapping[str, Any] | TextRecipe, prepared: Any, source: str, pretrained: bool, model: nn.Module,
+                    vocab: Vocabulary | Any, max_len: int, history: History, predictions: Predictions, *,
+                    arch: str = "cnn", embedding_init: Any = None, folder: str | Path | None = None) -> TrainedTextModel:
+    """Save a trained text model (``state_dict``), its vocabulary, history and predictions atomically, and return it as read back (notebook 03)."""
+
+    def write(tmp: Path) -> dict[str, Any]:
+        return {
+            "source": source,
+            "pretrained": bool(pretrained),
+            "arch": arch,
+            "labels": list(predictions.labels),
+            "max_len": int(max_len),
+            "encoder": _write_encoder(vocab, tmp),
+            "vocab_size": len(vocab),
+            "embedding_init": None if embedding_init is None else {
+                "summary": str(embedding_init), "coverage": embedding_init.coverage,
+                "exact_coverage": embedding_init.exact_coverage, "missing": list(embedding_init.missing)},
+            **store.write_model_files(tmp, model, history, predictions),
+        }
+
+    stored = store.save("text_models", text_model_key(P, source, pretrained, arch=arch),
+                        text_data_fingerprint(prepared.table, source), write, folder=folder)
+    return _opened(stored, loaded=False)
+
+
+def load_text_model(P: Mapping[str, Any] | TextRecipe, source: str | None = None, pretrained: bool = False,
+                    prepared: Any = None, *, arch: str = "cnn", folder: str | Path | None = None) -> TrainedTextModel | None:
+    """Load a saved text model (``torch.load(weights_only=True)``), or return None when absent, incomplete or stale (notebook 03).
+
+    Looks in ``CXRKIT_HOME``, then among the course models the kit ships. Stale means its key differs, or (when
+    ``prepared`` is given) it was trained on other rows, texts or labels.
+    """
+    recipe = TextRecipe.read(P)
+    source = _check_source(source if source is not None else recipe.text_source)
+    stored = store.find("text_models", text_model_key(recipe, source, pretrained, arch=arch),
+                        None if prepared is None else text_data_fingerprint(prepared.table, source), folder=folder)
+    return None if stored is None else _opened(stored, loaded=True)
+
+
+def trained_text_model(P: Mapping[str, Any], source: str | None = None, pretrained: bool = False, prepared: Any = None, *,
                        arch: str = "cnn", progress: bool = True, force: bool = False) -> TrainedTextModel:
     """Return notebook 03's text model for profile ``P`` and a text source: loaded from ``CXRKIT_HOME`` or the shipped course models when saved, else trained and saved (notebook 03).
 
@@ -426,26 +431,17 @@ def trained_text_model(P: dict[str, Any], source: str | None = None, pretrained:
     :func:`new_text_model` → ``fit(model, train, validate, **text_fit_settings(P))`` →
     :func:`text_predictions` on the validation and test rows. ``force=True`` retrains even when saved.
     """
-    source = _check_source(source if source is not None else str(_knob(P, "text_source")))
+    recipe = TextRecipe.read(P)
+    source = _check_source(source if source is not None else recipe.text_source)
     _check_arch(arch, bool(pretrained))
-    if not force:
-        found = load_text_model(P, source, pretrained, prepared, arch=arch)
-        if found is not None:
-            return found
-    if prepared is None:
-        from cxrkit.prep import prepare
-
-        prepared = prepare(P, progress=progress)
-    data = text_data(P, prepared, source, arch=arch)
-    model, report = new_text_model(P, data.vocab, pretrained=pretrained, arch=arch, num_outputs=len(data.labels))
+    if not force and (found := load_text_model(recipe, source, pretrained, prepared, arch=arch)) is not None:
+        return found
+    prepared = prepared if prepared is not None else prepare(dict(P), progress=progress)
+    data = text_data(recipe, prepared, source, arch=arch)
+    model, report = new_text_model(recipe, data.vocab, pretrained=pretrained, arch=arch, num_outputs=len(data.labels))
     with single_thread() if arch == "cnn" else contextlib.nullcontext():
         history = fit(model, data.loaders["train"], data.loaders["validate"], progress=progress,
-                      **text_fit_settings(P, arch=arch))
+                      **text_fit_settings(recipe, arch=arch))
         predictions = text_predictions(model, data)
-    folder = save_text_model(P, prepared, source, pretrained, model, data.vocab, data.max_len, history,
-                             predictions, arch=arch, embedding_init=report)
-    found = load_text_model(P, source, pretrained, prepared, arch=arch, folder=folder)
-    if found is None:  # pragma: no cover - the folder was just written
-        raise RuntimeError(f"the text model saved to {folder} could not be read back")
-    found.loaded = False
-    return found
+    return save_text_model(recipe, prepared, source, pretrained, model, data.vocab, data.max_len, history,
+                           predictions, arch=arch, embedding_init=report)
