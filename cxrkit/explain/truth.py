@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from cxrkit.datasets.nih_cxr14 import BOX_COLUMNS, read_nih_box_file
-from cxrkit.labels import label_slug
+from cxrkit.ground_truth import films_with_finding, synthetic_truth_masks  # the one reader of masks; re-exported here
 
 Box = Sequence[float]  # (x, y, w, h): x, y the top-left corner, in pixels of a stated source space
 Shape = tuple[int, int]
@@ -172,24 +172,3 @@ def centre_bias_map(shape: Sequence[int], sigma: float = 0.25) -> np.ndarray:
     yy = (np.arange(h) - (h - 1) / 2) / (sigma * h)
     xx = (np.arange(w) - (w - 1) / 2) / (sigma * w)
     return np.exp(-0.5 * (yy[:, None] ** 2 + xx[None, :] ** 2))
-
-
-def synthetic_truth_masks(root: str | Path, image_id: str) -> dict[str, np.ndarray]:
-    """Return ``{label slug: boolean mask}`` of one film of a generated cohort (``<root>/truth/masks/<image_id>.npz``) (notebooks 05, 06)."""
-    path = Path(root) / "truth" / "masks" / f"{image_id}.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ground-truth masks for film {image_id} (is {root} a generated cohort?)")
-    with np.load(path) as z:
-        return {key: z[key].astype(bool) for key in z.files}
-
-
-def films_with_finding(root: str | Path, rows: pd.DataFrame, finding: str, n: int | None = None) -> list[tuple[int, np.ndarray]]:
-    """Return (row position, mask) of the first ``n`` rows (table order; all when None) whose synthetic truth mask holds ``finding`` — films chosen by truth, never by label or prediction (notebooks 05, 06)."""
-    slug, found = label_slug(finding), []
-    for i, image_id in enumerate(rows["image_id"].astype(str)):
-        if n is not None and len(found) == n:
-            break
-        mask = synthetic_truth_masks(root, image_id).get(slug)
-        if mask is not None and mask.any():
-            found.append((i, mask))
-    return found

@@ -13,6 +13,7 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from scipy import ndimage
 
+from cxrkit.ground_truth import synthetic_truth_masks
 from cxrkit.labels import RENDERED_FINDINGS, label_slug
 
 if TYPE_CHECKING:  # plotly is imported lazily: it is only needed for the interactive figure
@@ -38,9 +39,8 @@ def display_array(path: str | Path) -> np.ndarray:
 
 
 def _mask_area(root: Path, dicom_id: str, name: str) -> int:
-    with np.load(root / "truth" / "masks" / f"{dicom_id}.npz") as z:
-        key = label_slug(name)
-        return int(z[key].sum()) if key in z.files else 0
+    mask = synthetic_truth_masks(root, dicom_id).get(label_slug(name))
+    return 0 if mask is None else int(mask.sum())
 
 
 def _pick_examples(root: Path, findings: tuple[str, ...]) -> list[tuple[str, pd.Series]]:
@@ -78,8 +78,7 @@ def gallery_examples(cohort_dir: str | Path, findings: tuple[str, ...] = RENDERE
     out = []
     for name, row in _pick_examples(root, findings):
         img = display_array(_film_path(root, row))
-        with np.load(root / "truth" / "masks" / f"{row.dicom_id}.npz") as z:
-            mask = z[label_slug(name)] if label_slug(name) in z.files else np.zeros(img.shape, bool)
+        mask = synthetic_truth_masks(root, str(row.dicom_id)).get(label_slug(name), np.zeros(img.shape, bool))
         out.append((name, str(row.dicom_id), img, mask))
     return out
 
