@@ -28,8 +28,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from cxrkit.artifacts import artifact_code_version
 from cxrkit.errors import CxrkitError
+from cxrkit.io import dicom
+from cxrkit.io.images import read_image, to_uint8
 
 MARKER = "cache.json"
 SOURCES = "sources.csv"
@@ -49,9 +53,6 @@ def _read_chunk(args: tuple) -> tuple[np.ndarray, list[Failure], list[Note]]:
     ``args`` is ``(paths, size)`` or ``(paths, size, max_pixels)``; the third sets
     :data:`cxrkit.io.dicom.MAX_PIXELS` in this process (a spawned worker does not see the parent's).
     """
-    from cxrkit.io import dicom
-    from cxrkit.io.images import read_image, to_uint8
-
     paths, size = args[0], args[1]
     if len(args) > 2:
         dicom.MAX_PIXELS = int(args[2])
@@ -133,8 +134,6 @@ def _died_reason(err: BaseException) -> str:
 def _decode(paths: Sequence[str], size: int, *, workers: int, chunk: int, sink: Callable[[int, np.ndarray], None],
             progress: Callable[[int], None]) -> tuple[list[Failure], list[Note]]:
     """Decode ``paths`` in batches (``sink(position, stack)`` stores each); survive and name films that kill a worker."""
-    from cxrkit.io import dicom
-
     jobs = [(list(paths[i:i + chunk]), size, dicom.MAX_PIXELS) for i in range(0, len(paths), chunk)]
     offsets = list(range(0, len(paths), chunk))
     failed: list[Failure] = []
@@ -242,10 +241,6 @@ def build_image_cache(table: pd.DataFrame, folder: str | Path, *, size: int, wor
     before file fingerprints were recorded is rebuilt. A ``size`` or ``chunk`` that is not a positive
     integer raises :class:`CacheParameterError` before anything is written.
     """
-    from tqdm.auto import tqdm
-
-    from cxrkit.artifacts import artifact_code_version
-
     size, chunk = check_cache_parameters(size, chunk)
     folder = Path(folder)
     ids = table["image_id"].astype(str).tolist()
@@ -336,8 +331,6 @@ def _reuse(folder: Path, ids: list[str], paths: list[str], *, size: int, workers
 def _refresh(folder: Path, ids: list[str], paths: list[str], now: list[tuple[int, int]], changed: list[int], *,
              size: int, workers: int | None, chunk: int, progress: bool) -> ImageCache:
     """Re-decode the ``changed`` films and rewrite the cache; every other film's array is copied unchanged."""
-    from tqdm.auto import tqdm
-
     info = json.loads((folder / MARKER).read_text())
     old_index = pd.read_csv(folder / "index.csv", dtype={"image_id": str})
     old_quarantine = pd.read_csv(folder / "quarantine.csv", dtype={"image_id": str}).set_index("image_id")

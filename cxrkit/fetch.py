@@ -20,6 +20,9 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
+from tqdm.auto import tqdm
+
+from cxrkit.datasets import list_datasets, load_manifest, root_env_var
 from cxrkit.errors import CxrkitError
 
 #: The datasets ``fetch`` may download (public, checksummed archives in their manifest).
@@ -41,8 +44,6 @@ def sha256_of(path: Path) -> str:
 
 
 def _refuse_other(name: str) -> FetchError:
-    from cxrkit.datasets import list_datasets, load_manifest, root_env_var
-
     if name not in list_datasets():
         return FetchError(f"unknown dataset {name!r}; cxrkit can download only {list(FETCHABLE)}")
     if name == "synthetic":
@@ -78,7 +79,6 @@ def _url(archive: dict[str, Any], base_url: str | None) -> str:
 def _progress_bar(enabled: bool, total: int | None, initial: int, name: str) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name, leave=False)
 
@@ -165,7 +165,6 @@ def fetch_dataset(
     """Download (resuming ``.part`` files), SHA-256-check and unpack the public IU X-ray archives into ``dest``; returns the archive paths (notebook 01)."""
     if name not in FETCHABLE:
         raise _refuse_other(name)
-    from cxrkit.datasets import load_manifest
 
     chosen = _select(load_manifest(name)["download"], archives)
     overrides = {k: v.lower() for k, v in (sha256 or {}).items()}

@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 import yaml
+from tqdm.auto import tqdm
 
 from cxrkit.labels import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
 
@@ -501,12 +502,10 @@ class Labeler:
 
     def label_reports(self, texts: Iterable[str | None], progress: bool = True) -> pd.DataFrame:
         """Label many report texts → a DataFrame with the 14 CheXpert columns; a pandas Series keeps its index (notebook 01)."""
-        from tqdm.auto import tqdm
-
         index = texts.index if isinstance(texts, pd.Series) else None
         items = list(texts)
         rows = [self.label_report(t) if isinstance(t, str) else {n: NAN for n in CHEXPERT_LABELS}
-                for t in tqdm(items, desc="labelling reports", disable=not progress, leave=False)]
+                for t in tqdm(items, desc="labelling reports", disable=not progress, leave=False, delay=2)]
         frame = pd.DataFrame(rows, columns=list(CHEXPERT_LABELS), dtype="float64")
         if index is not None:
             frame.index = index

@@ -25,7 +25,8 @@ import pandas as pd
 import yaml
 
 from cxrkit.errors import CxrkitError
-from cxrkit.io.reports import OpenIReport
+from cxrkit.io.reports import OpenIReport, labeling_text, parse_openi_xml
+from cxrkit.labeler import agreement_table, label_reports
 from cxrkit.labels import CHEXPERT_LABELS
 
 __all__ = ["MESH_MAP_FILE", "MeshMap", "MeshEvaluationError", "load_mesh_map", "mesh_truth", "unmatched_terms",
@@ -114,8 +115,6 @@ def unmatched_terms(majors: Iterable[str], mapping: MeshMap | None = None) -> Co
 
 def read_openi_reports(paths: Sequence[str | Path]) -> tuple[list[OpenIReport], list[str]]:
     """Parse the Open-i ``.xml`` reports under ``paths`` (files or folders); return (reports, 'file: reason' of the skipped ones) (notebook 01)."""
-    from cxrkit.io.reports import parse_openi_xml
-
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -141,9 +140,6 @@ def evaluate_mesh(reports: Sequence[OpenIReport], *, sections: str = "findings+i
     is the labeled-section policy. Reports without MeSH majors (or only "No Indexing") are left out;
     none left raises :class:`MeshEvaluationError`. The labeler's 1 and -1 count as present.
     """
-    from cxrkit.io.reports import labeling_text
-    from cxrkit.labeler import agreement_table, label_reports
-
     mapping = mapping or load_mesh_map()
     by_id = {r.uid: r for r in reports}
     truth = mesh_truth({uid: r.mesh_major for uid, r in by_id.items()}, mapping)

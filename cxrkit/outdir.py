@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cxrkit import __version__
 from cxrkit.errors import CxrkitError
 
 MARKER_PREFIX = ".cxrkit-"
@@ -60,8 +61,6 @@ def _shown(folder: Path, limit: int = 5) -> str:
 
 
 def _marker_record(owner: str, record: dict[str, Any]) -> dict[str, Any]:
-    from cxrkit import __version__
-
     # deterministic content (no time stamp), so two folders made alike hold the same bytes
     return {**record, "owner": owner, "kit": "cxrkit", "version": __version__}
 

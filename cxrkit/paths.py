@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from cxrkit.artifacts import artifact_code_version
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Artifacts the kit ships inside the package — the course models ``cxrkit course-models`` builds — laid out like
@@ -41,8 +43,6 @@ def artifact_key(kind: str, params: dict[str, Any]) -> str:
     The code version is :func:`cxrkit.artifacts.artifact_code_version` of ``kind``; a downstream artifact puts the
     upstream one's key into its ``params`` and so inherits the upstream code version too.
     """
-    from cxrkit.artifacts import artifact_code_version
-
     return params_key({"params": params, "code": artifact_code_version(kind)})
 
 

@@ -17,9 +17,18 @@ import numpy as np
 import pandas as pd
 
 from cxrkit.cache import ImageCache, build_image_cache
+from cxrkit.datasets import load_study_table, resolve_root
+from cxrkit.datasets.textlabels import section_policy
+from cxrkit.errors import CxrkitError, ReportParseError
+from cxrkit.io.reports import SECTION_POLICIES, labeling_text, parse_openi_xml, read_mimic_report
+from cxrkit.labeler import label_reports
+from cxrkit.labeler_eval import evaluate_mesh, load_mesh_map, read_openi_reports, unmatched_terms
 from cxrkit.labels import CHEXPERT_LABELS, SPLITS
+from cxrkit.outdir import OutputFolderError, check_file_target, claim_folder, marker_path
 from cxrkit.paths import artifact_dir
+from cxrkit.profiles import get_profile
 from cxrkit.repro import rng
+from cxrkit.synth import cohort_for_profile
 
 #: Patient fractions for train / validate / test when a dataset has no official split.
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.65, 0.15, 0.20)
@@ -110,12 +119,8 @@ def resolve_dataset(params: dict[str, Any]) -> tuple[str, Path]:
     """Return the dataset name and root for a profile: the generated cohort when the dataset is synthetic and no root is given."""
     dataset, root = params.get("dataset", "synthetic"), params.get("data_root")
     if dataset == "synthetic" and root is None:
-        from cxrkit.synth import cohort_for_profile
-
         return dataset, Path(cohort_for_profile(params))
     if root is None:
-        from cxrkit.datasets import resolve_root
-
         return dataset, Path(resolve_root(dataset, None))
     return dataset, Path(root)
 
@@ -150,9 +155,6 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
     must be missing, empty, or a folder ``prep`` made with the same inputs; ``overwrite`` lets it write into
     any other folder (replacing only those files and ``cache/``).
     """
-    from cxrkit.datasets import load_study_table
-    from cxrkit.outdir import OutputFolderError, claim_folder, marker_path
-
     dataset, root = resolve_dataset(params)
     size, seed = int(params.get("image_size", 128)), int(params.get("data_seed", params.get("seed", 0)))
     key = {"dataset": dataset, "root": str(root.resolve()), "size": size, "seed": seed,
@@ -187,8 +189,6 @@ def prepare(params: dict[str, Any], *, out: str | Path | None = None, workers: i
 # ---------------------------------------------------------------------------------------- command line
 def check_prep_arguments(args: argparse.Namespace) -> None:
     """Reject a bad ``--size``, ``--workers``, ``--root`` or ``--out`` before any work, naming the flag and what it allows."""
-    from cxrkit.errors import CxrkitError
-
     low, high = SIZE_RANGE
     if not low <= args.size <= high:
         raise CxrkitError(f"--size {args.size}: the cached film size must be {low} to {high} pixels")
@@ -200,9 +200,6 @@ def check_prep_arguments(args: argparse.Namespace) -> None:
 
 
 def _cmd_prep(args: argparse.Namespace) -> int:
-    from cxrkit.errors import CxrkitError
-    from cxrkit.profiles import get_profile
-
     try:
         check_prep_arguments(args)
         params = get_profile("class", dataset=args.dataset, data_root=args.root, image_size=args.size,
@@ -243,11 +240,6 @@ def label_files(paths: Sequence[str | Path], progress: bool = True, sections: st
     mimic-cxr's impression). A report that cannot be read is left out — its name and reason are
     appended to ``skipped`` — and never shifts another report's labels.
     """
-    from cxrkit.datasets.textlabels import section_policy
-    from cxrkit.errors import ReportParseError
-    from cxrkit.io.reports import labeling_text, parse_openi_xml, read_mimic_report
-    from cxrkit.labeler import label_reports
-
     policy = {".xml": section_policy("iu-xray", sections), ".txt": section_policy("mimic-cxr", sections)}
     ids, texts = [], []
     for f in _report_files([str(p) for p in paths]):
@@ -269,9 +261,6 @@ def label_files(paths: Sequence[str | Path], progress: bool = True, sections: st
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
-    from cxrkit.errors import CxrkitError
-    from cxrkit.outdir import check_file_target
-
     try:
         if args.out is not None:  # before any work: an existing file is never replaced without --overwrite
             check_file_target(args.out, overwrite=args.overwrite)
@@ -298,9 +287,6 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 def _evaluate_mesh(args: argparse.Namespace) -> int:
     """``cxrkit label --evaluate-mesh``: the labeler's F1/precision/recall per finding against Open-i's MeSH major terms."""
-    from cxrkit.datasets.textlabels import section_policy
-    from cxrkit.labeler_eval import evaluate_mesh, load_mesh_map, read_openi_reports, unmatched_terms
-
     mapping = load_mesh_map(args.mesh_map)
     reports, skipped = read_openi_reports(args.paths)
     for reason in skipped:
@@ -334,7 +320,6 @@ def register(subparsers: Any) -> None:
                    help="write into an --out folder holding other files or another run's output (only prep's own "
                         "files and cache/ are replaced; nothing else is deleted)")
     p.set_defaults(func=_cmd_prep)
-    from cxrkit.io.reports import SECTION_POLICIES
 
     q = subparsers.add_parser("label", help="label report files (.txt, .xml) with the rule labeler, or evaluate it on Open-i")
     q.add_argument("paths", nargs="+", help="report files or folders")

@@ -46,6 +46,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import pydicom
+from pydicom.multival import MultiValue
+
+from cxrkit.io.images import DICOM_SUFFIXES, RASTER_SUFFIXES
 
 MASK = "[patient identifier removed]"
 
@@ -300,8 +304,6 @@ _TYPED_ARRAY = re.compile(r"(\{[^{}]*\"bdata\"[^{}]*\})")
 
 def _is_dicom_file(path: Path) -> bool:
     """True for a file the kit's readers take as DICOM: a ``.dcm``/``.dicom`` suffix in any case, or the ``DICM`` marker."""
-    from cxrkit.io.images import DICOM_SUFFIXES, RASTER_SUFFIXES
-
     suffix = path.suffix.lower()
     if suffix in DICOM_SUFFIXES:
         return True
@@ -336,9 +338,6 @@ def _dicom_files(roots: Iterable[str | Path]) -> list[Path]:
 
 def dicom_identifiers(roots: Iterable[str | Path], echo: Any = print) -> set[tuple[str, str]]:
     """``(keyword, value)`` for the identifying attributes of every DICOM under ``roots``, any suffix case or none (headers only)."""
-    import pydicom
-    from pydicom.multival import MultiValue
-
     found: set[tuple[str, str]] = set()
     files = _dicom_files(roots)
     if len(files) > 2000:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cxrkit.paths import REPO_ROOT
+from cxrkit.repro import environment_differences, environment_report
+from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 
 #: Absolute tolerance for a numeric metric on the machine that recorded the reference (``--exact``).
 SAME_MACHINE_ABS = 1e-6
@@ -328,8 +330,6 @@ def reproduce(reference_dir: str | Path, *, name: str | None = None, runs_dir: P
               notebooks_dir: Path = REPO_ROOT / "notebooks", loosen: float | None = None, exact: bool = False,
               timeout: int | None = None, echo: Callable[..., Any] = print) -> tuple[list[Row], Path]:
     """Re-run the reference's notebooks with its parameters and seed, then compare every metric with its spread, or exactly (``make reproduce``)."""
-    from cxrkit.runner import NotebookFailed, run_notebooks
-
     ref = load_run(reference_dir)
     spread = None
     if not exact:
@@ -349,9 +349,9 @@ def reproduce(reference_dir: str | Path, *, name: str | None = None, runs_dir: P
     only = [nb[:2] for nb in ref.metrics]
     echo(f"reproducing {reference_dir}: profile {ref.profile}, seed {ref.seed}, notebooks {', '.join(ref.metrics)}")
     try:
-        run_notebooks(notebooks_dir=notebooks_dir, runs_dir=runs_dir, name=name, profile=ref.profile,
+        runner.run_notebooks(notebooks_dir=notebooks_dir, runs_dir=runs_dir, name=name, profile=ref.profile,
                       overrides=overrides, only=only, timeout=timeout, echo=echo)
-    except NotebookFailed as err:
+    except runner.NotebookFailed as err:
         echo(f"error: {err}")
     now = load_run_metrics(Path(runs_dir) / name)
     return compare_runs(ref.metrics, now, loosen, spread), Path(runs_dir) / name
@@ -365,8 +365,6 @@ def load_run_metrics(folder: Path) -> dict[str, dict[str, Any]]:
 
 def environment_lines(reference_dir: str | Path, run_folder: str | Path) -> list[str]:
     """The environment facts that differ between the reference run and a re-run (from their run records), as printed before the table (``cxrkit reproduce``)."""
-    from cxrkit.repro import environment_differences, environment_report
-
     reference = load_run(reference_dir).environment
     records = sorted(Path(run_folder).glob("*.record.json"))
     now = json.loads(records[0].read_text()).get("environment") if records else None

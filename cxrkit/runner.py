@@ -20,8 +20,10 @@ from typing import Any, Sequence
 import yaml
 
 from cxrkit.errors import CxrkitError
+from cxrkit.kernels import IPCKernelManager
 from cxrkit.paths import REPO_ROOT
 from cxrkit.profiles import PROFILES, check_profile, validate_params
+from cxrkit.report import build_report
 from cxrkit.repro import RUN_DIR_ENV
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
@@ -110,8 +112,6 @@ def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], run_folde
     """Run one notebook with papermill into ``dst``, with the run folder exported to its kernel."""
     import papermill as pm
 
-    from cxrkit.kernels import IPCKernelManager
-
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_folder.resolve())
     try:
@@ -194,8 +194,6 @@ def run_notebooks(*, notebooks_dir: Path = REPO_ROOT / "notebooks", runs_dir: Pa
 
 def _write_report(run_folder: Path, echo: Any) -> None:
     """Write ``report.html`` (:mod:`cxrkit.report`); a failure here is reported, never hides a notebook's failure."""
-    from cxrkit.report import build_report
-
     try:
         echo(f"report: {build_report(run_folder, echo=echo)}")
     except Exception as err:  # the run's results are on disk either way; say what went wrong

@@ -32,9 +32,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from cxrkit.paths import REPO_ROOT
-from cxrkit.reproduce import (SPREAD_FILE, SPREAD_K, load_run_metrics, load_spread, metric_rule, read_json,  # noqa: F401
-                              spread_tolerance)
+from cxrkit.artifacts import HASHED_SUFFIXES, PACKAGE_ROOT, code_version
+from cxrkit.checked_outputs import checked_outputs, frozen_differences, sanitize_patterns, seed_dependent_cells
+from cxrkit.paths import REPO_ROOT, cxrkit_home
+from cxrkit.profiles import check_profile, validate_params
+from cxrkit.reproduce import (  # noqa: F401
+    SPREAD_FILE,
+    SPREAD_K,
+    load_run_metrics,
+    load_spread,
+    metric_rule,
+    read_json,
+    spread_tolerance,
+)
+from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
+from cxrkit.runner import add_notebook_options, discover_notebooks, only_option, parse_overrides
 
 #: Modules that no notebook runs (the tools around the runs); editing them does not make a seed's run stale.
 TOOL_MODULES = ("spread.py", "reproduce.py", "checked_outputs.py", "report.py", "student.py", "cli.py", "__main__.py")
@@ -79,8 +91,6 @@ def notebooks_version(paths: Sequence[Path]) -> str:
 
 def notebook_code_version() -> str:
     """The code version of every cxrkit module a notebook may run (:data:`TOOL_MODULES` left out): a seed run made by other code is stale."""
-    from cxrkit.artifacts import HASHED_SUFFIXES, PACKAGE_ROOT, code_version
-
     targets = sorted(p.name for p in PACKAGE_ROOT.iterdir() if p.name not in TOOL_MODULES and p.name != "__pycache__"
                      and (p.is_dir() or p.suffix in HASHED_SUFFIXES))
     return code_version(*targets)
@@ -210,10 +220,6 @@ def run_seeds(*, profile: str, seeds: Sequence[int], out: Path, notebooks_dir: P
     The runs build their artifacts in ``out/cxrkit_home`` — empty the first time, so every cohort, cache and model
     is made by this code and the cost is a fresh clone's — unless ``reuse_home`` keeps ``$CXRKIT_HOME``.
     """
-    from cxrkit.paths import cxrkit_home
-    from cxrkit.profiles import check_profile, validate_params
-    from cxrkit.runner import discover_notebooks
-
     overrides = dict(overrides or {})
     if "seed" in overrides:
         raise ValueError("the seeds come from --seeds; do not pass -p seed")
@@ -237,8 +243,6 @@ def run_seeds(*, profile: str, seeds: Sequence[int], out: Path, notebooks_dir: P
 def _run_one(seed: int, head: str, out: Path, state: str, expected: dict[str, Any], force: bool, notebooks_dir: Path,
              timeout: int | None, echo: Callable[..., Any]) -> SeedRun:
     """Run one seed into ``out/seed-N`` unless its run there is complete (and not ``force``)."""
-    from cxrkit.runner import NotebookFailed, run_notebooks
-
     folder, names = out / f"seed-{seed}", expected["notebooks"]
     if state == "complete" and not force:
         seconds = _run_seconds(folder)
@@ -252,10 +256,10 @@ def _run_one(seed: int, head: str, out: Path, state: str, expected: dict[str, An
     start = time.perf_counter()
     error = None
     try:
-        run_notebooks(notebooks_dir=Path(notebooks_dir), runs_dir=out, name=folder.name, profile=expected["profile"],
+        runner.run_notebooks(notebooks_dir=Path(notebooks_dir), runs_dir=out, name=folder.name, profile=expected["profile"],
                       overrides={**expected["parameters"], "seed": seed}, only=[n[:2] for n in names],
                       timeout=timeout, echo=_indented(echo), report=False)
-    except NotebookFailed as err:
+    except runner.NotebookFailed as err:
         error = str(err)
     seconds = time.perf_counter() - start
     if error is None:
@@ -305,8 +309,6 @@ def collect_checked(profile: str, runs: Sequence[SeedRun], notebooks: Sequence[s
                     patterns: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Return every complete seed's sanitized outputs of every checked cell: ``{"notebooks": {nb: {cell: {seed: outputs}}}}`` (``cxrkit spread``)."""
     import nbformat
-
-    from cxrkit.checked_outputs import checked_outputs
 
     good = [r for r in runs if not r.error]
     cells: dict[str, dict[str, dict[str, Any]]] = {}
@@ -368,8 +370,6 @@ def run_spread(*, profile: str = "class", seeds: Sequence[int] = (0, 1, 2, 3, 4)
                overrides: dict[str, Any] | None = None, force: bool = False, reuse_home: bool = False,
                timeout: int | None = None, echo: Callable[..., Any] = print) -> SpreadResult:
     """Run the seeds, then write ``spread.json``, ``spread.md`` and ``spread_checked_outputs.json`` into ``out`` (``cxrkit spread``)."""
-    from cxrkit.checked_outputs import frozen_differences, sanitize_patterns, seed_dependent_cells
-
     if not seeds:
         raise ValueError("give at least one seed")
     out = Path(out) if out is not None else REPO_ROOT / "runs" / f"spread-{profile}"
@@ -433,8 +433,6 @@ def record_spread(out: Path, target: Path, *, echo: Callable[..., Any] = print) 
 
 
 def _cmd_spread(args: argparse.Namespace) -> int:
-    from cxrkit.runner import only_option, parse_overrides
-
     try:
         seeds = parse_seeds(args.seeds)
         out = Path(args.out) if args.out else REPO_ROOT / "runs" / f"spread-{args.profile}"
@@ -456,8 +454,6 @@ def _cmd_spread(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``cxrkit spread`` to the command line."""
-    from cxrkit.runner import add_notebook_options
-
     p = subparsers.add_parser("spread", help="run the notebooks for several seeds and record every metric's spread")
     add_notebook_options(p, "override one parameter for every seed (repeatable; not seed)")
     p.add_argument("--seeds", default="0-4", help="seeds to run: a range 0-4, a list 0,1,2, or both (default 0-4)")

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from cxrkit.errors import CxrkitError
+from cxrkit.outdir import claim_folder, read_marker, update_marker
 from cxrkit.paths import REPO_ROOT
+from cxrkit.runner import discover_notebooks
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -209,8 +212,6 @@ def write_student_notebooks(notebooks: Iterable[Path], out_dir: Path, echo: Any 
     is in the folder's marker) or what it would write now; one a student edited is kept and named, unless
     ``overwrite``. ``out_dir`` must be missing, empty or a student folder, unless ``overwrite``.
     """
-    from cxrkit.outdir import claim_folder, read_marker, update_marker
-
     out_dir = Path(out_dir)
     studied = [(Path(path), _student_copy(Path(path))) for path in notebooks]  # every check before any write
     claim_folder(out_dir, OWNER, overwrite, legacy=_is_student_folder)
@@ -247,9 +248,6 @@ def _student_copy(path: Path) -> tuple[bytes, list[ExerciseCell]]:
 
 
 def _cmd_student(args: argparse.Namespace) -> int:
-    from cxrkit.errors import CxrkitError
-    from cxrkit.runner import discover_notebooks
-
     try:
         notebooks = discover_notebooks(Path(args.notebooks), args.only.split(",") if args.only else None)
         write_student_notebooks(notebooks, Path(args.out), overwrite=args.overwrite)

@@ -114,7 +114,7 @@ def test_synthetic_reads_reports_not_truth(tmp_path):
 
 
 def test_synthetic_default_root_uses_the_generator(tmp_path, monkeypatch):
-    import cxrkit.synth
+    import cxrkit.datasets.synthetic
 
     root = make_mimic_cxr(tmp_path, reports_top="", institution="Hospital")
     seen = []
@@ -124,7 +124,7 @@ def test_synthetic_default_root_uses_the_generator(tmp_path, monkeypatch):
         return root
 
     monkeypatch.delenv("CXRKIT_SYNTHETIC_ROOT", raising=False)
-    monkeypatch.setattr(cxrkit.synth, "cohort_for_profile", fake_cohort, raising=False)
+    monkeypatch.setattr(cxrkit.datasets.synthetic, "cohort_for_profile", fake_cohort)
     assert len(load_study_table("synthetic")) == 4 and seen == ["class"]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrkit.errors import CxrkitError, DatasetLayoutError
-from cxrkit.io.reports import OpenIReport
+from cxrkit.io.reports import OpenIReport, normalise_openi_image_id, parse_openi_xml
 
 from .headers import read_dicom_headers
 from .iu_views import VIEW_METHODS, check_some_frontal, decide_views
@@ -37,8 +37,6 @@ def _reports_dir(root: Path, name: str) -> Path:
 
 def _image_key(path: Path) -> str | None:
     """Normalised Open-i image id of a file name (``CXR1_1_IM-0001-3001.png``, ``1000_IM-0003-2001.dcm``, ``1_IM-0001-4001.dcm.png``), None for other files."""
-    from cxrkit.io.reports import normalise_openi_image_id
-
     try:
         return normalise_openi_image_id(path.name)
     except ValueError:
@@ -59,8 +57,6 @@ def index_images(images_root: Path, kind: str, exclude: str) -> tuple[dict[str, 
 
 def _parse_reports(folder: Path) -> list:
     """Parse every report XML; a file that is malformed or hostile (entity expansion, DTDs) is skipped with a warning naming it."""
-    from cxrkit.io.reports import parse_openi_xml
-
     reports, skipped = [], []
     for path in sorted(folder.glob("*.xml")):
         try:

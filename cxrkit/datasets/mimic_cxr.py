@@ -11,6 +11,7 @@ from typing import Iterable
 import pandas as pd
 
 from cxrkit.errors import CxrkitError
+from cxrkit.io.reports import read_mimic_report
 
 from .headers import read_dicom_headers
 from .layout import check_layout
@@ -31,8 +32,6 @@ def _warn_some(what: str, items: list[str], stacklevel: int = 4) -> None:
 
 def _read_reports(paths: dict[tuple[str, str], Path]) -> dict[tuple[str, str], dict[str, str]]:
     """Parse every report file; unreadable ones are left out with a warning naming them."""
-    from cxrkit.io.reports import read_mimic_report
-
     parsed: dict[tuple[str, str], dict[str, str]] = {}
     failed: list[str] = []
     for key, path in paths.items():

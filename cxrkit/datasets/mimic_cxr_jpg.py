@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrkit.errors import CxrkitError
+from cxrkit.io.reports import read_mimic_report
 
 from .layout import DatasetFileError, check_layout
 from .manifest import load_manifest
@@ -31,7 +32,6 @@ def _reports(root: Path, reports_root: Path | None, studies: list[tuple[str, str
     sections: dict[tuple[str, str], dict[str, str]] = {}
     if not present:
         return sections
-    from cxrkit.io.reports import read_mimic_report
 
     failed: list[str] = []
     for key, path in present.items():

@@ -4,6 +4,7 @@ Taught in notebook 01 (data preparation).
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 from pathlib import Path
@@ -59,8 +60,6 @@ class UnknownDatasetError(CxrkitError, KeyError):
 
 def _check_name(dataset: str) -> None:
     if dataset not in DATASETS:
-        import difflib
-
         near = difflib.get_close_matches(str(dataset), list(DATASETS), n=1)
         raise UnknownDatasetError(f"unknown dataset {dataset!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
                                   + f"; choose one of {list_datasets()}")

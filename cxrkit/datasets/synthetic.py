@@ -10,6 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from cxrkit.profiles import get_profile
+from cxrkit.synth import cohort_for_profile
+
 from .mimic_cxr import load_mimic_dicom_tree
 
 NAME = "synthetic"
@@ -17,9 +20,6 @@ NAME = "synthetic"
 
 def default_cohort_root() -> Path:
     """Generate (or reuse) the ``class``-profile synthetic cohort with cxrkit.synth and return its folder (notebook 01)."""
-    from cxrkit.profiles import get_profile
-    from cxrkit.synth import cohort_for_profile
-
     cohort: Any = cohort_for_profile(get_profile("class"))
     if isinstance(cohort, (str, PathLike)):
         return Path(cohort)

@@ -10,6 +10,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cxrkit.datasets.manifest import load_manifest
+from cxrkit.io.reports import check_section_policy
+from cxrkit.io.reports import labeling_text as _labeling_text
+from cxrkit.labeler import label_reports
 from cxrkit.labels import CHEXPERT_LABELS
 
 from .table import StudyTableError, label_frame_values
@@ -41,10 +45,6 @@ def report_fields(sections: Mapping[str, str] | None) -> dict[str, str | None]:
 
 def section_policy(dataset: str, override: str | None = None) -> str:
     """Return the labeled-section policy of a dataset: ``override`` when given, else its manifest's ``labels.sections`` (notebook 01)."""
-    from cxrkit.io.reports import check_section_policy
-
-    from .manifest import load_manifest
-
     if override is not None:
         return check_section_policy(override)
     policy = (load_manifest(dataset).get("labels") or {}).get("sections")
@@ -58,7 +58,6 @@ def labeling_text(sections: Mapping[str, str] | None, policy: str = "impression"
     """Return the text the labeler reads for one report under ``policy`` (cxrkit.io.reports.labeling_text), or None when there is no report (notebook 01)."""
     if sections is None:
         return None
-    from cxrkit.io.reports import labeling_text as _labeling_text
 
     text = _labeling_text(dict(sections), policy)
     return text if text and text.strip() else None
@@ -70,7 +69,6 @@ def label_texts(texts: Sequence[str | None]) -> pd.DataFrame:
     present = [i for i, text in enumerate(texts) if text is not None]
     if not present:
         return out
-    from cxrkit.labeler import label_reports
 
     labelled = label_reports([texts[i] for i in present])
     if len(labelled) != len(present):

@@ -14,6 +14,9 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
+from cxrkit.text import tokens_to_words
+from cxrkit.text.vocab import PAD_ID, Vocabulary
+
 from ._common import Target, eval_mode, logits_of, model_device, target_tensor
 
 
@@ -88,9 +91,6 @@ def word_attributions(
     at the baseline, so the padding baseline is the start of the integration path and completeness holds.
     ``embedding_layer`` defaults to ``model.embedding``. Token scores are summed onto the words the reader sees, checked against ``input_ids``.
     """
-    from cxrkit.text import tokens_to_words
-    from cxrkit.text.vocab import PAD_ID, Vocabulary
-
     layer = embedding_layer if embedding_layer is not None else getattr(model, "embedding", None)
     if not isinstance(layer, nn.Module):
         raise TypeError(f"{type(model).__name__} has no `embedding` layer; pass embedding_layer=")

@@ -22,6 +22,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cxrkit import paths  # paths.SHIPPED_ROOT read when used: tests ship into a temporary folder
+from cxrkit.prep import prepare
+from cxrkit.profiles import CLASS, PROFILES, get_profile, validate_params
+from cxrkit.recipes.controls import PLANTED_SIGNAL, control_key, planted_control_model, shuffled_label_control
+from cxrkit.recipes.fusion import fusion_model_key, trained_fusion_model
+from cxrkit.recipes.image import image_model_key, trained_image_model
+from cxrkit.recipes.text import text_model_key, trained_text_model
+
 __all__ = ["COURSE_KINDS", "course_keys", "missing_course_models", "build_course_models"]
 
 #: The artifact kinds the kit ships, with the recipe that builds each.
@@ -40,12 +48,6 @@ COURSE_FUSION_MODELS: tuple[tuple[str, str], ...] = (("early", "indication"), ("
 
 def course_keys(P: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Return each course model of profile ``P`` by name (``kind`` or ``kind/part``): its kind and artifact key (what a shipped folder is named after)."""
-    from cxrkit.profiles import CLASS
-    from cxrkit.recipes.controls import PLANTED_SIGNAL, control_key
-    from cxrkit.recipes.fusion import fusion_model_key
-    from cxrkit.recipes.image import image_model_key
-    from cxrkit.recipes.text import text_model_key
-
     epochs = int(P.get("control_epochs", CLASS["control_epochs"]))
     keys = {"image_models": ("image_models", image_model_key(P)),
             "shuffled_label_models": ("shuffled_label_models", control_key(P, "shuffled_label_models", epochs=epochs)),
@@ -64,9 +66,7 @@ def _text_name(source: str, pretrained: bool) -> str:
 
 def missing_course_models(P: dict[str, Any]) -> list[str]:
     """Return the course models (by :func:`course_keys` name) the kit does not ship for ``P`` under the current code (empty: all shipped)."""
-    from cxrkit.paths import shipped_dir
-
-    return [name for name, (kind, key) in course_keys(P).items() if not (shipped_dir(kind, key) / "meta.json").is_file()]
+    return [name for name, (kind, key) in course_keys(P).items() if not (paths.shipped_dir(kind, key) / "meta.json").is_file()]
 
 
 def _copy_into_package(folder: Path, target: Path) -> None:
@@ -85,13 +85,6 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
 
     Folders of these kinds that the package shipped for an older key are removed: they could never load again.
     """
-    from cxrkit.paths import SHIPPED_ROOT, shipped_dir
-    from cxrkit.prep import prepare
-    from cxrkit.recipes.controls import planted_control_model, shuffled_label_control
-    from cxrkit.recipes.fusion import trained_fusion_model
-    from cxrkit.recipes.image import trained_image_model
-    from cxrkit.recipes.text import trained_text_model
-
     prepared = prepare(P, progress=progress)
     image = trained_image_model(P, prepared, progress=progress, force=rebuild)
     texts: dict[tuple[str, bool], Any] = {}
@@ -117,25 +110,23 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
     for name, (kind, key) in keys.items():
         start = time.perf_counter()
         built = builders[name]()
-        target = shipped_dir(kind, key)
+        target = paths.shipped_dir(kind, key)
         if Path(built.folder).name != target.name:
             raise RuntimeError(f"{name}: built into {built.folder}, but its course key names {target.name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_into_package(Path(built.folder), target)
         shipped[name] = target
         how = "loaded" if built.loaded else "trained"
-        echo(f"{name}: {how} in {time.perf_counter() - start:.0f} s → {target.relative_to(SHIPPED_ROOT.parent)}")
+        echo(f"{name}: {how} in {time.perf_counter() - start:.0f} s → {target.relative_to(paths.SHIPPED_ROOT.parent)}")
     kept = {path.resolve() for path in shipped.values()}
     for kind in COURSE_KINDS:  # what the package shipped for an older key could never load again
-        for old in (SHIPPED_ROOT / kind).iterdir() if (SHIPPED_ROOT / kind).is_dir() else ():
+        for old in (paths.SHIPPED_ROOT / kind).iterdir() if (paths.SHIPPED_ROOT / kind).is_dir() else ():
             if old.is_dir() and old.resolve() not in kept and (old / "meta.json").is_file():
                 shutil.rmtree(old)
     return shipped
 
 
 def _cmd_course_models(args: argparse.Namespace) -> int:
-    from cxrkit.profiles import get_profile, validate_params
-
     seed = validate_params({"seed": args.seed} if args.seed is not None else {}, args.profile)  # exit 2 via cxrkit.cli
     P = get_profile(args.profile, **seed)
     if args.check:
@@ -154,7 +145,6 @@ def _cmd_course_models(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``cxrkit course-models`` to the command line."""
     p = subparsers.add_parser("course-models", help="build the course models the kit ships (image CNN, controls, text CNNs, fusion)")
-    from cxrkit.profiles import PROFILES
 
     p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="profile whose models to build (default: class)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's)")

@@ -6,7 +6,11 @@ import sys
 import time
 from pathlib import Path
 
+from cxrkit.errors import CxrkitError
 from cxrkit.paths import artifact_dir
+from cxrkit.profiles import get_profile
+from cxrkit.synth.cohort import generate_cohort
+from cxrkit.synth.params import SynthParams
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate (or resume) the cohort described by the parsed arguments; return the exit code (notebook 01)."""
-    from cxrkit.errors import CxrkitError
-    from cxrkit.profiles import get_profile
-    from cxrkit.synth.cohort import generate_cohort
-    from cxrkit.synth.params import SynthParams
-
     profile = get_profile(args.profile)
     overrides = {k: v for k, v in (("patients", args.patients), ("data_seed", args.seed), ("difficulty", args.difficulty))
                  if v is not None}

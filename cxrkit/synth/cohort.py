@@ -18,6 +18,7 @@ bytes do not depend on the number of workers.
 """
 from __future__ import annotations
 
+import ctypes
 import gzip
 import io
 import json
@@ -35,10 +36,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from cxrkit.errors import CxrkitError
 from cxrkit.labels import CHEXPERT_LABELS
-from cxrkit.paths import artifact_dir, params_key
+from cxrkit.outdir import claim_folder, is_adopted
+from cxrkit.paths import artifact_dir, cxrkit_home, params_key
 from cxrkit.synth.course import draw_ids, patient_rngs, sample_patient, study_row
 from cxrkit.synth.dicom_writer import build_dataset, dicom_bytes
 from cxrkit.synth.params import SynthParams
@@ -166,8 +169,6 @@ def _worker_init(parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cancels the work and ends the pool
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
             if os.getppid() != parent_pid:  # the parent died before the request took effect
                 os._exit(1)
@@ -237,7 +238,6 @@ def _is_kit_cohort(folder: Path) -> bool:
     """A cohort folder the kit generated before folder markers: its ``truth/params.json``, or its keyed home folder."""
     if (folder / "truth" / "params.json").is_file():
         return True
-    from cxrkit.paths import cxrkit_home
 
     return folder.resolve().parent == (cxrkit_home() / "cohorts").resolve()  # CXRKIT_HOME/cohorts/<key>
 
@@ -249,8 +249,6 @@ def generate_cohort(out_dir: str | Path, params: SynthParams | None = None, work
     ``out_dir`` must be missing, empty, or a cohort folder the kit made; ``overwrite`` lets the generator write
     its files into a folder holding other data (nothing else there is deleted).
     """
-    from cxrkit.outdir import claim_folder, is_adopted
-
     params = params or SynthParams()
     root = Path(out_dir)
     truth = root / "truth"
@@ -292,8 +290,6 @@ def generate_cohort(out_dir: str | Path, params: SynthParams | None = None, work
 
 
 def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, disable=not enabled, desc="synthetic patients", unit="patient")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cxrkit.labels import label_slug
-from cxrkit.synth.anatomy import blur, build_geometry, compose, render_anatomy
+from cxrkit.synth.anatomy import as_array, blur, build_geometry, canvas, compose, draw_path, render_anatomy
 from cxrkit.synth.course import PatientPlan, StudyPlan
 from cxrkit.synth.findings import collapsed_outlines, geometry_mods, render_findings
 from cxrkit.synth.params import SynthParams
@@ -56,8 +56,6 @@ def _burn_markers(n: int, study: StudyPlan) -> np.ndarray:
 
 def _ecg_leads(geo, rng: np.random.Generator) -> np.ndarray:
     """External monitoring electrodes and wires: radiopaque, common on portable films, not a support device."""
-    from cxrkit.synth.anatomy import as_array, canvas, draw_path
-
     img, d = canvas(geo.n)
     spots = [(geo.cx - 0.75 * geo.hw, geo.y_ap + 0.03), (geo.cx + 0.75 * geo.hw, geo.y_ap + 0.03),
              (geo.cx + 0.6 * geo.hw, geo.dome["left"] + 0.05), (geo.cx - 0.55 * geo.hw, geo.dome["right"] + 0.06)]

@@ -9,6 +9,7 @@ left out (and may even be negated), so report-derived labels are noisy like real
 from __future__ import annotations
 
 import textwrap
+import xml.etree.ElementTree as ET
 
 import numpy as np
 
@@ -344,8 +345,6 @@ _MESH = {"Pleural Effusion": "Pleural Effusion", "Pneumothorax": "Pneumothorax",
 
 def openi_xml(study: StudyPlan, sections: dict[str, str], number: int) -> bytes:
     """Return an Open-i (IU X-ray) ``ecgen-radiology`` XML document for one study (notebook 01, data prep)."""
-    import xml.etree.ElementTree as ET
-
     def deid(text: str) -> str:
         return text.replace("___", "XXXX").replace("\n", " ")
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from importlib import resources
 
+import yaml
+
+from cxrkit.labeler import PHRASES_FILE, _phrase_pattern
+from cxrkit.labels import CHEXPERT_LABELS
 from cxrkit.text.tokenize import REDACTED_TOKEN
 
 #: Phrases redaction removes that the labeler finds another way (No Finding is computed from absences; bare device
@@ -22,13 +27,6 @@ REDACTION_EXTRAS: dict[str, tuple[str, ...]] = {
 def _labeler_mentions() -> dict[str, tuple[str, ...]]:
     """Read the mention phrases of each observation from the labeler's phrase file; an implied concept's phrases
     ("heart failure") count for the observations it implies."""
-    from importlib import resources
-
-    import yaml
-
-    from cxrkit.labeler import PHRASES_FILE
-    from cxrkit.labels import CHEXPERT_LABELS
-
     data = yaml.safe_load(resources.files("cxrkit").joinpath(PHRASES_FILE).read_text(encoding="utf-8"))
     terms: dict[str, list[str]] = {label: [] for label in CHEXPERT_LABELS}
     for name, spec in (data.get("observations") or {}).items():
@@ -52,8 +50,6 @@ def _pattern_for(terms: Iterable[str]) -> re.Pattern[str]:
 
     Plain phrases come first, longest first ("pleural effusion" before "effusion"), then ``re:`` phrases.
     """
-    from cxrkit.labeler import _phrase_pattern
-
     cleaned = {t.strip() if t.startswith("re:") else t.strip().lower() for t in terms if t and t.strip()}
     if not cleaned:
         raise ValueError("no terms to redact: the term list is empty")
