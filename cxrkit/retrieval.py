@@ -208,7 +208,7 @@ def ndcg_at_k(ranked_gains: np.ndarray, k: int, ideal: str = "full") -> np.ndarr
     mistake, of the re-sorted top k only (``"retrieved"``), 0 where the ideal is 0 (notebook 07)."""
     gains, k = np.atleast_2d(np.asarray(ranked_gains, dtype=float)), _check_count(k)
     top = gains[:, :k]
-    pool = top if _check_choice(ideal, "ideal", IDEALS) else top
+    pool = gains if _check_choice(ideal, "ideal", IDEALS) == "full" else top
     best = -np.sort(-pool, axis=1)[:, :k]
     discount = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
     return _ratio(top @ discount, best @ discount)
