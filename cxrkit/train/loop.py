@@ -32,6 +32,8 @@ __all__ = ["History", "SCHEDULES", "lr_schedule", "fit", "predict", "load_checkp
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 #: Columns of :attr:`History.table`, one row per epoch.
+#: What ``fit`` may choose its best epoch by.
+MONITORS: tuple[str, ...] = ("val_auroc", "val_loss")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_auroc", "val_auroc", "seconds", "train_images_per_s")
 
 
@@ -268,6 +270,7 @@ def fit(
     bn_refresh_batches: int = 0,
     schedule: str = "constant",
     warmup: float = 0.25,
+    monitor: str = "val_auroc",
 ) -> History:
     """Train ``model`` with AdamW on masked multi-label BCE, keep the epoch with the best validation macro AUROC, and return its history (notebook 02).
 
@@ -292,11 +295,17 @@ def fit(
       re-estimated from that epoch's last N training batches under the epoch's final weights
       (:func:`refresh_batch_norm`), so validation, the checkpoint and the returned model use
       statistics of the current weights rather than a lagging running average. Off (0) by default.
+    * ``monitor``: ``"val_auroc"`` (the default: macro AUROC of the outputs as per-label logits) or ``"val_loss"``:
+      the best epoch is the one with the lowest validation loss and no AUROC is computed (its history columns stay
+      NaN) — for a model whose outputs are not per-label logits, such as notebook 07's contrastive alignment model,
+      whose ``loss`` reads each batch's rows as pairs.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if bn_refresh_batches < 0:
         raise ValueError(f"bn_refresh_batches must be >= 0, got {bn_refresh_batches}")
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {MONITORS}, got {monitor!r}")
     if loss is not None and pos_weight is not None:
         raise ValueError("give either a custom loss or pos_weight (which configures the default masked BCE), not both")
     if seed is not None:
@@ -330,7 +339,7 @@ def fit(
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
     rows: list[dict[str, float]] = []
-    monitor = "val_auroc"
+    scores_auroc = monitor == "val_auroc"
     best_score, best_epoch, best_state, waited, stopped = (-math.inf, -math.inf), None, None, 0, False
     bar = tqdm(range(1, epochs + 1), desc=f"fit {type(model).__name__}", unit="epoch", disable=not progress)
     for epoch in bar:
@@ -374,7 +383,7 @@ def fit(
             refresh_batch_norm(model, recent, device, dtype)
             recent.clear()
         synchronize(device)
-        train_auroc = _auroc(train_targets.cpu(), train_logits.cpu())
+        train_auroc = _auroc(train_targets.cpu(), train_logits.cpu()) if scores_auroc else float("nan")
         train_seconds = time.perf_counter() - start
 
         val_loss = val_auroc = float("nan")
@@ -385,8 +394,8 @@ def fit(
             val_targets = apply_uncertainty_policy(val_targets, "ignore")
             with torch.no_grad():
                 val_loss = float(loss_fn(val_logits.to(device), val_targets.to(device)))
-            val_auroc = _auroc(val_targets, val_logits)
-            if epoch == 1 and math.isnan(val_auroc):
+            val_auroc = _auroc(val_targets, val_logits) if scores_auroc else float("nan")
+            if scores_auroc and epoch == 1 and math.isnan(val_auroc):
                 monitor = "val_loss"
                 warnings.warn("no validation label has both classes; early stopping monitors validation loss", stacklevel=2)
             # Higher is better; ties on AUROC (common on small validation sets) go to the lower validation loss.
