@@ -5,12 +5,13 @@ Notebook 07's alignment model reads a report as one vector: all-MiniLM-L6-v2 (sh
 model's own sentence-embedding recipe. The text side then only trains a projection head on these vectors, so they are
 computed once per dataset, like the image cache: ``CXRKIT_HOME/sentence_embeddings/<key>/`` holds ``embeddings.npy``
 (``N × 384`` float32, rows in the order of ``ids.csv``) and ``meta.json``; the key holds the report sections read,
-the model folder's name, ``max_len`` and a fingerprint of the (image id, text) pairs, so other reports never reuse
-them.
+the MiniLM package and its version, ``max_len`` and a fingerprint of the (image id, text) pairs, so other reports
+never reuse them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cxrkit import store
-from cxrkit.text.pretrained import load_pretrained_model, load_pretrained_tokenizer, minilm_path
+from cxrkit.text.pretrained import MINILM_PACKAGE, load_pretrained_model, load_pretrained_tokenizer
 from cxrkit.text.sources import report_text
 
 __all__ = ["KIND", "FILES", "SentenceEmbeddings", "embed_sentences", "sentence_embeddings"]
@@ -80,8 +81,8 @@ def sentence_embeddings(table: pd.DataFrame, fields: Sequence[str] = ("impressio
     ids = table["image_id"].astype(str).tolist()
     texts = report_text(table, tuple(fields)).fillna("").astype(str).tolist()
     fingerprint = store.fingerprint((f"{i}\t{t}" for i, t in zip(ids, texts)), ordered=True)
-    key = {"fields": list(fields), "model": minilm_path().name, "max_len": MAX_LEN, "pooling": "mean, L2-normalised",
-           "data": fingerprint}
+    model = f"{MINILM_PACKAGE} {version(MINILM_PACKAGE.replace('_', '-'))}"
+    key = {"fields": list(fields), "model": model, "max_len": MAX_LEN, "pooling": "mean, L2-normalised", "data": fingerprint}
     stored = None if force else store.find(KIND, key, fingerprint, files=FILES)
     if stored is not None:
         vectors = np.load(stored.folder / "embeddings.npy")
