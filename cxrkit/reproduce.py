@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 from cxrkit.paths import REPO_ROOT
 from cxrkit.repro import environment_differences, environment_report
-from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 
 #: Absolute tolerance for a numeric metric on the machine that recorded the reference (``--exact``).
 SAME_MACHINE_ABS = 1e-6

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 from cxrkit.artifacts import HASHED_SUFFIXES, PACKAGE_ROOT, code_version
 from cxrkit.checked_outputs import checked_outputs, frozen_differences, sanitize_patterns, seed_dependent_cells
 from cxrkit.paths import REPO_ROOT, cxrkit_home
@@ -45,7 +46,6 @@ from cxrkit.reproduce import (  # noqa: F401
     read_json,
     spread_tolerance,
 )
-from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 from cxrkit.runner import add_notebook_options, discover_notebooks, only_option, parse_overrides
 
 #: Modules that no notebook runs (the tools around the runs); editing them does not make a seed's run stale.

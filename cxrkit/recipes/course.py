@@ -24,8 +24,14 @@ from typing import Any, Callable
 
 from cxrkit import paths  # paths.SHIPPED_ROOT read when used: tests ship into a temporary folder
 from cxrkit.prep import prepare
-from cxrkit.profiles import CLASS, PROFILES, get_profile, validate_params
-from cxrkit.recipes.controls import PLANTED_SIGNAL, control_key, planted_control_model, shuffled_label_control
+from cxrkit.profiles import PROFILES, get_profile, validate_params
+from cxrkit.recipes.controls import (
+    PLANTED_SIGNAL,
+    ControlRecipe,
+    control_key,
+    planted_control_model,
+    shuffled_label_control,
+)
 from cxrkit.recipes.fusion import fusion_model_key, trained_fusion_model
 from cxrkit.recipes.image import image_model_key, trained_image_model
 from cxrkit.recipes.text import text_model_key, trained_text_model
@@ -48,7 +54,7 @@ COURSE_FUSION_MODELS: tuple[tuple[str, str], ...] = (("early", "indication"), ("
 
 def course_keys(P: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Return each course model of profile ``P`` by name (``kind`` or ``kind/part``): its kind and artifact key (what a shipped folder is named after)."""
-    epochs = int(P.get("control_epochs", CLASS["control_epochs"]))
+    epochs = ControlRecipe.read(P).control_epochs
     keys = {"image_models": ("image_models", image_model_key(P)),
             "shuffled_label_models": ("shuffled_label_models", control_key(P, "shuffled_label_models", epochs=epochs)),
             "planted_models": ("planted_models", control_key(P, "planted_models", signal=PLANTED_SIGNAL.as_dict(),
