@@ -57,6 +57,9 @@ ARTIFACT_CODE: dict[str, tuple[str, ...]] = {
     "planted_models": ("recipes/controls.py", "controls.py"),
     # notebook 07's frozen MiniLM report vectors (their data are keyed by a fingerprint of the texts themselves)
     "sentence_embeddings": ("sentence_embeddings.py", "store.py", "text/pretrained.py", "text/sources.py"),
+    # notebook 07's alignment models and their shuffled-pair control (the report vectors' key and code are in theirs)
+    "alignment_models": ("recipes/alignment.py", "recipes/config.py", "models/alignment.py", "store.py", "train",
+                         "models/image.py", "models/torchvision_nets.py"),
 }
 
 _FILE_DIGESTS: dict[Path, bytes] = {}

@@ -59,6 +59,10 @@ CLASS: dict[str, Any] = {
     "ig_steps": 32,
     "smoothgrad_samples": 16,
     "n_loc_films": 60,
+    # joint image-text embedding (notebook 07): the alignment recipe (benchmarks/alignment_prototype.py measured it)
+    "align_epochs": 10,
+    "align_lr": 2e-3,
+    "align_dim": 64,
 }
 
 #: Seconds-long runs for tests of the machinery; the numbers they produce mean nothing.
@@ -79,6 +83,7 @@ SMOKE: dict[str, Any] = {
     "ig_steps": 8,
     "smoothgrad_samples": 4,
     "n_loc_films": 6,
+    "align_epochs": 1,
 }
 
 #: A bigger cohort (or a real dataset given by ``dataset``/``data_root``), GPU when present.
@@ -100,6 +105,7 @@ FULL: dict[str, Any] = {
     "ig_steps": 128,
     "smoothgrad_samples": 50,
     "n_loc_films": 400,
+    "align_epochs": 30,
 }
 
 PROFILES: dict[str, dict[str, Any]] = {"smoke": SMOKE, "class": CLASS, "full": FULL}
@@ -176,6 +182,9 @@ KNOBS: dict[str, Knob] = {
     "ig_steps": Knob(int, "integrated-gradients steps", 1, 100_000),
     "smoothgrad_samples": Knob(int, "SmoothGrad noise samples", 1, 100_000),
     "n_loc_films": Knob(int, "films notebook 06 localizes", 1, 1_000_000),
+    "align_epochs": Knob(int, "epochs of notebook 07's alignment models", 1, 10_000),
+    "align_lr": Knob(float, "notebook 07's alignment learning rate", 0.0, 10.0, low_open=True),
+    "align_dim": Knob(int, "width of notebook 07's joint embedding space", 2, 4096),
 }
 
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}

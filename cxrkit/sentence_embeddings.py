@@ -5,15 +5,16 @@ Notebook 07's alignment model reads a report as one vector: all-MiniLM-L6-v2 (sh
 model's own sentence-embedding recipe. The text side then only trains a projection head on these vectors, so they are
 computed once per dataset, like the image cache: ``CXRKIT_HOME/sentence_embeddings/<key>/`` holds ``embeddings.npy``
 (``N × 384`` float32, rows in the order of ``ids.csv``) and ``meta.json``; the key holds the report sections read,
-the MiniLM package and its version, ``max_len`` and a fingerprint of the (image id, text) pairs, so other reports
-never reuse them.
+the MiniLM package and its version, ``max_len`` and either what fixes the reports (a recipe's dataset knobs, so its
+key is known before the texts are read and the kit can ship the vectors) or a fingerprint of the (image id, text)
+pairs; the stored fingerprint is checked either way, so other reports never reuse them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from cxrkit import store
 from cxrkit.text.pretrained import MINILM_PACKAGE, load_pretrained_model, load_pretrained_tokenizer
 from cxrkit.text.sources import report_text
 
-__all__ = ["KIND", "FILES", "SentenceEmbeddings", "embed_sentences", "sentence_embeddings"]
+__all__ = ["KIND", "FILES", "SentenceEmbeddings", "embed_sentences", "sentence_embedding_key", "sentence_embeddings"]
 
 #: The artifact kind (the folder under ``CXRKIT_HOME``) and the files of one stored set of embeddings.
 KIND = "sentence_embeddings"
@@ -41,6 +42,11 @@ class SentenceEmbeddings:
     vectors: np.ndarray
     folder: Path
     loaded: bool
+    #: What identifies these vectors (the report sections, the MiniLM package and version, the texts' fingerprint):
+    #: part of the key of every model trained on them.
+    key: dict[str, Any] = field(default_factory=dict)
+    #: A short hash of the (image id, text) pairs embedded.
+    fingerprint: str = ""
 
     def on(self, rows: pd.DataFrame | Sequence[str]) -> np.ndarray:
         """Return the vectors of ``rows`` (a study table with ``image_id``, or image ids), in their order."""
@@ -73,21 +79,39 @@ def embed_sentences(texts: Sequence[str], *, model: Any = None, tokenizer: Any =
     return np.concatenate(parts) if parts else np.zeros((0, model.config.hidden_size), dtype=np.float32)
 
 
-def sentence_embeddings(table: pd.DataFrame, fields: Sequence[str] = ("impression",), *, progress: bool = True,
+def sentence_embedding_key(fields: Sequence[str] = ("impression",), dataset: Mapping[str, Any] | None = None,
+                           fingerprint: str | None = None) -> dict[str, Any]:
+    """Return what identifies a set of report vectors: the sections read, MiniLM's package and version, and the data — a ``dataset`` description, else the texts' ``fingerprint`` (notebook 07).
+
+    A recipe passes ``dataset`` (the knobs that fix the reports, e.g. the cohort's), so its key is known before the
+    texts are read (and the kit can ship the vectors); the texts are then checked against the stored fingerprint.
+    """
+    if (dataset is None) == (fingerprint is None):
+        raise ValueError("give exactly one of dataset= (what fixes the reports) or fingerprint= (of the texts)")
+    model = f"{MINILM_PACKAGE} {version(MINILM_PACKAGE.replace('_', '-'))}"
+    data = {"dataset": dict(dataset)} if dataset is not None else {"data": fingerprint}
+    return {"fields": list(fields), "model": model, "max_len": MAX_LEN, "pooling": "mean, L2-normalised", **data}
+
+
+def sentence_embeddings(table: pd.DataFrame, fields: Sequence[str] = ("impression",), *,
+                        dataset: Mapping[str, Any] | None = None, progress: bool = True,
                         force: bool = False) -> SentenceEmbeddings:
-    """Return the MiniLM vectors of each row's report ``fields`` (default: the impression), loaded when stored, else computed once and stored (notebook 07)."""
+    """Return the MiniLM vectors of each row's report ``fields`` (default: the impression), loaded when stored, else computed once and stored (notebook 07).
+
+    ``dataset`` names the data the table holds (see :func:`sentence_embedding_key`); without it the vectors are
+    keyed by the texts themselves.
+    """
     if "image_id" not in table.columns:
         raise ValueError("the table needs an 'image_id' column (a study table)")
     ids = table["image_id"].astype(str).tolist()
     texts = report_text(table, tuple(fields)).fillna("").astype(str).tolist()
     fingerprint = store.fingerprint((f"{i}\t{t}" for i, t in zip(ids, texts)), ordered=True)
-    model = f"{MINILM_PACKAGE} {version(MINILM_PACKAGE.replace('_', '-'))}"
-    key = {"fields": list(fields), "model": model, "max_len": MAX_LEN, "pooling": "mean, L2-normalised", "data": fingerprint}
+    key = sentence_embedding_key(fields, dataset, None if dataset is not None else fingerprint)
     stored = None if force else store.find(KIND, key, fingerprint, files=FILES)
     if stored is not None:
         vectors = np.load(stored.folder / "embeddings.npy")
         return SentenceEmbeddings(pd.read_csv(stored.folder / "ids.csv", dtype=str)["image_id"].tolist(), vectors,
-                                  stored.folder, True)
+                                  stored.folder, True, key, fingerprint)
     vectors = embed_sentences(texts, progress=progress)
 
     def write(tmp: Path) -> dict[str, Any]:
@@ -96,4 +120,4 @@ def sentence_embeddings(table: pd.DataFrame, fields: Sequence[str] = ("impressio
         return {"rows": len(ids), "dim": int(vectors.shape[1])}
 
     stored = store.save(KIND, key, fingerprint, write)
-    return SentenceEmbeddings(ids, vectors, stored.folder, False)
+    return SentenceEmbeddings(ids, vectors, stored.folder, False, key, fingerprint)
