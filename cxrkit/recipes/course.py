@@ -4,7 +4,9 @@ The class recipe trains the image CNN for 40 epochs — minutes on a laptop CPU,
 for a fresh clone's ``make run``. So the kit ships what exactly that recipe produced on the class cohort: the
 image model of notebook 02, the two control models of notebook 05 (shuffled labels, planted signal), and the
 text CNNs and fusion models notebooks 03 and 04 compare (seconds each, but together about 100 of ``make run``'s
-600-second budget; notebook 03 still trains its first text CNN live, and 04 shows the fusion's start). They
+600-second budget; notebook 03 still trains its first text CNN live, and 04 shows the fusion's start), and notebook
+07's frozen MiniLM impression vectors and its two alignment models (the model and its shuffled-pair control: about
+80 s of training each, and 25–65 s of MiniLM encoding a fresh clone would otherwise spend). They
 are ordinary cached artifacts, laid out like ``CXRKIT_HOME`` under :data:`cxrkit.paths.SHIPPED_ROOT` and keyed
 like every artifact by parameters, data and code, so a changed recipe never loads them: it trains anew.
 
@@ -25,6 +27,7 @@ from typing import Any, Callable
 from cxrkit import paths  # paths.SHIPPED_ROOT read when used: tests ship into a temporary folder
 from cxrkit.prep import prepare
 from cxrkit.profiles import PROFILES, get_profile, validate_params
+from cxrkit.recipes.alignment import PAIRINGS, alignment_key, report_vectors, report_vectors_key, trained_alignment_model
 from cxrkit.recipes.controls import (
     PLANTED_SIGNAL,
     ControlRecipe,
@@ -40,7 +43,7 @@ __all__ = ["COURSE_KINDS", "course_keys", "missing_course_models", "build_course
 
 #: The artifact kinds the kit ships, with the recipe that builds each.
 COURSE_KINDS: tuple[str, ...] = ("image_models", "shuffled_label_models", "planted_models", "text_models",
-                                 "fusion_models")
+                                 "fusion_models", "sentence_embeddings", "alignment_models")
 
 #: The text models notebook 03 compares on the class profile: (text source, MiniLM word-piece vectors). The plain
 #: CNN on the indication is not shipped: notebook 03 trains it live and checks the recipe's against it, a check that
@@ -63,6 +66,9 @@ def course_keys(P: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
         keys[_text_name(source, pretrained)] = ("text_models", text_model_key(P, source, pretrained))
     for method, source in COURSE_FUSION_MODELS:
         keys[f"fusion_models/{method}_{source}"] = ("fusion_models", fusion_model_key(P, method, source))
+    keys["sentence_embeddings"] = ("sentence_embeddings", report_vectors_key(P))
+    for pairs in PAIRINGS:
+        keys[f"alignment_models/{pairs}"] = ("alignment_models", alignment_key(P, pairs))
     return keys
 
 
@@ -101,6 +107,7 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
                                                            force=rebuild)
         return texts[source, pretrained]
 
+    vectors = report_vectors(P, prepared, progress=progress, force=rebuild)
     builders: dict[str, Callable[[], Any]] = {
         "image_models": lambda: image,
         "shuffled_label_models": lambda: shuffled_label_control(P, prepared, progress=progress, force=rebuild),
@@ -112,6 +119,11 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
         builders[f"fusion_models/{method}_{source}"] = (
             lambda m=method, s=source: trained_fusion_model(P, m, prepared, image=image, text=text(s), progress=progress,
                                                             force=rebuild))
+    builders["sentence_embeddings"] = lambda: vectors
+    for pairs in PAIRINGS:
+        builders[f"alignment_models/{pairs}"] = (
+            lambda p=pairs: trained_alignment_model(P, prepared, pairs=p, vectors=vectors, progress=progress,
+                                                    force=rebuild))
     keys, shipped = course_keys(P), {}
     for name, (kind, key) in keys.items():
         start = time.perf_counter()
