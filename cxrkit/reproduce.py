@@ -57,11 +57,14 @@ TOLERANCES: tuple[tuple[str, str, float], ...] = (
     ("*_s_per_*", "timing", 0.0),               # seconds per film (06)
     ("*_ms_per_*", "timing", 0.0),              # milliseconds per map (06)
     ("*_speed_ratio", "timing", 0.0),           # the kit's loop against a bare loop (02)
+    ("*_train_s", "timing", 0.0),               # seconds a recipe trained (07)
     ("n_*", "exact", 0.0),                      # film counts (01)
     ("*auroc*", "number", 0.005),               # AUROC and its CI bounds: half a point, below any claimed effect
     ("fusion_gain*", "number", 0.005),          # a difference of AUROCs (04)
     ("pointing_game_*", "number", 0.05),        # a hit rate over 20 films per finding: one film (05)
     ("planted_pointing_game*", "number", 0.05),
+    ("grounding_pointing_game*", "number", 0.05),  # a hit rate over 20 films with an effusion: one film (07)
+    ("retrieval_*", "number", 0.005),           # means over ~170 scored queries (07)
     ("no_evidence_share_*", "number", 0.01),    # share of all-zero maps over 100 film-findings (05)
     ("*hit_rate", "number", 0.025),             # a hit rate over tens of films: about one film (06)
     ("loc_precision", "number", 0.01),          # shares of hundreds of regions (06)

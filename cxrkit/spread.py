@@ -432,6 +432,59 @@ def record_spread(out: Path, target: Path, *, echo: Callable[..., Any] = print) 
     return written
 
 
+def merge_spread(out: Path, target: Path, *, echo: Callable[..., Any] = print) -> list[Path]:
+    """Add a finished spread of some notebooks to a reference recorded with the same profile, seeds and parameters (``cxrkit spread --record DIR --merge``).
+
+    For a notebook added to the kit, so the reference gains its rows without re-running every other notebook: its
+    metrics, checked outputs, first-seed record and summary line join the reference's (a notebook in both is
+    replaced), each seed's cost is the sum of the two parts (``cost.merged`` lists what was added, so a replaced
+    notebook's old cost is still counted), and ``spread.md`` is rendered again. The machine must be
+    the one the reference was recorded on: the environment reports are compared.
+    """
+    out, target = Path(out), Path(target)
+    new, old = load_spread(out / SPREAD_FILE), load_spread(target / SPREAD_FILE)
+    if new.get("failed"):
+        raise ValueError(f"{out / SPREAD_FILE}: seed(s) {sorted(new['failed'])} failed; fix them before recording")
+    for field_name in ("profile", "seeds", "parameters"):
+        if new.get(field_name) != old.get(field_name):
+            raise ValueError(f"{out / SPREAD_FILE}: its {field_name} {new.get(field_name)!r} differ from the reference's "
+                             f"{old.get(field_name)!r} ({target / SPREAD_FILE}); merge only spreads of the same runs")
+    machine = ("cpu_model", "cpu_capability", "torch_blas", "threads", "torch")
+    if any(new.get("environment", {}).get(k) != old.get("environment", {}).get(k) for k in machine):
+        raise ValueError(f"{out / SPREAD_FILE} was run on another machine or stack than {target / SPREAD_FILE} "
+                         f"(compare {', '.join(machine)}); record a whole spread there instead")
+    notebooks = sorted(set(old["notebooks"]) | set(new["notebooks"]))
+    merged = {**old, "notebooks": notebooks,
+              "metrics": {nb: (new if nb in new["notebooks"] else old)["metrics"].get(nb, {}) for nb in notebooks}}
+    seconds = {s: round(old["cost"]["seconds_per_seed"].get(s, 0.0) + new["cost"]["seconds_per_seed"].get(s, 0.0), 1)
+               for s in old["cost"]["seconds_per_seed"]}
+    merged["cost"] = {**old["cost"], "seconds_per_seed": seconds,
+                      "minutes_per_seed": round(sum(seconds.values()) / 60 / len(seconds), 2),
+                      "total_minutes": round(sum(seconds.values()) / 60, 2),
+                      "merged": [*old["cost"].get("merged", []), ", ".join(new["notebooks"])]}
+    checked_old, checked_new = (json.loads((folder / CHECKED_FILE).read_text()) for folder in (target, out))
+    checked = {**checked_old, "notebooks": {nb: (checked_new if nb in new["notebooks"] else checked_old)["notebooks"]
+                                            .get(nb, {}) for nb in notebooks}}
+    run = out / f"seed-{new['seeds'][0]}"
+    summary_old, summary_new = (json.loads((folder / "summary.json").read_text()) for folder in (target, run))
+    lines = {nb["notebook"]: nb for nb in summary_old["notebooks"]} | {nb["notebook"]: nb for nb in summary_new["notebooks"]}
+    records = [run / f"{nb}.record.json" for nb in new["notebooks"]]
+    for src in records:
+        if not src.is_file():
+            raise ValueError(f"{src}: no such file — is {out} a finished spread?")
+    written = []
+    for src in records:
+        shutil.copyfile(src, target / src.name)
+        written.append(target / src.name)
+    runner.write_summary(target, {**summary_old, "notebooks": [lines[nb] for nb in sorted(lines)]})
+    _write_json(target / CHECKED_FILE, checked)
+    _write_json(target / SPREAD_FILE, merged)
+    (target / SPREAD_TABLE).write_text(format_spread(merged, seed_dependent_cells(checked)))
+    written += [target / name for name in ("summary.json", "summary.md", CHECKED_FILE, SPREAD_FILE, SPREAD_TABLE)]
+    echo(f"merged the spread of {new['notebooks']} over seeds {new['seeds']} into {target} ({len(written)} files)")
+    return written
+
+
 def _cmd_spread(args: argparse.Namespace) -> int:
     try:
         seeds = parse_seeds(args.seeds)
@@ -445,7 +498,7 @@ def _cmd_spread(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         if args.record:
-            record_spread(out, Path(args.record))
+            (merge_spread if args.merge else record_spread)(out, Path(args.record))
     except ValueError as err:  # the kit's own errors among them; `cxrkit.cli.main` would print those the same way
         print(f"cxrkit spread: {err}", file=sys.stderr)
         return 2
@@ -464,4 +517,7 @@ def register(subparsers: Any) -> None:
                         "(cheaper when it holds them; the cost recorded is then not a fresh clone's)")
     p.add_argument("--record", metavar="DIR",
                    help="then copy the spread and the first seed's run into DIR, e.g. reference/class")
+    p.add_argument("--merge", action="store_true",
+                   help="with --record: add this spread's notebooks (e.g. --only 07) to the spread DIR holds, recorded "
+                        "on this machine with the same seeds and parameters, instead of replacing it")
     p.set_defaults(func=_cmd_spread)

@@ -10,7 +10,7 @@ from cxrkit import runner
 from cxrkit.checked_outputs import frozen_differences
 from cxrkit.cli import main
 from cxrkit.nbstandard import freeze_checked_outputs
-from cxrkit.spread import (CHECKED_FILE, SEED_MARKER, SPREAD_FILE, SPREAD_TABLE, load_spread, parse_seeds,
+from cxrkit.spread import (CHECKED_FILE, SEED_MARKER, SPREAD_FILE, SPREAD_TABLE, load_spread, merge_spread, parse_seeds,
                            record_spread, run_spread, summarize)
 from notebook_factory import standard_cells, write_notebook
 
@@ -68,7 +68,8 @@ def fake_runner(tmp_path, monkeypatch):
             executed.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{seed % 2}\n")]
             nbformat.write(executed, str(folder / f"{nb}.ipynb"))
             entries.append({"notebook": nb, "status": "ok", "seconds": 30.0, "metrics": metrics})
-        (folder / "summary.json").write_text(json.dumps({"run": name, "seed": seed, "notebooks": entries}))
+        (folder / "summary.json").write_text(json.dumps({"run": name, "profile": profile, "seed": seed,
+                                                         "notebooks": entries}))
         (folder / "summary.md").write_text("# run\n")
 
     monkeypatch.setattr(runner, "run_notebooks", fake)
@@ -187,6 +188,32 @@ def test_record_copies_the_spread_and_the_first_seeds_run_and_overwrites_only_it
     (ref / "README.md").write_text("mine")
     with pytest.raises(ValueError, match=r"holds \['README.md'\], which --record did not write"):
         record_spread(out, ref, **QUIET)
+
+
+def test_merge_adds_a_new_notebooks_spread_to_a_recorded_reference(fake_runner, tmp_path):
+    """A notebook added later joins the reference without re-running the others: metrics, checked cells, record, cost."""
+    notebooks, _, _ = fake_runner
+    ref = tmp_path / "reference"
+    run_spread(profile="smoke", seeds=[0, 1], out=tmp_path / "first", notebooks_dir=notebooks, only=["01"], **QUIET)
+    record_spread(tmp_path / "first", ref, **QUIET)
+    assert load_spread(ref / SPREAD_FILE)["notebooks"] == ["01_a"] and not (ref / "02_b.record.json").exists()
+    run_spread(profile="smoke", seeds=[0, 1], out=tmp_path / "added", notebooks_dir=notebooks, only=["02"], **QUIET)
+    before = load_spread(ref / SPREAD_FILE)
+    merge_spread(tmp_path / "added", ref, **QUIET)
+    merged, added = load_spread(ref / SPREAD_FILE), load_spread(tmp_path / "added" / SPREAD_FILE)
+    assert merged["notebooks"] == ["01_a", "02_b"]
+    assert merged["metrics"]["01_a"] == before["metrics"]["01_a"] and merged["metrics"]["02_b"] == added["metrics"]["02_b"]
+    assert merged["cost"]["seconds_per_seed"]["0"] == pytest.approx(before["cost"]["seconds_per_seed"]["0"]
+                                                                    + added["cost"]["seconds_per_seed"]["0"])
+    assert merged["cost"]["merged"] == ["02_b"]
+    checked = json.loads((ref / CHECKED_FILE).read_text())
+    assert set(checked["notebooks"]) == {"01_a", "02_b"} and (ref / "02_b.record.json").is_file()
+    summary = json.loads((ref / "summary.json").read_text())
+    assert [nb["notebook"] for nb in summary["notebooks"]] == ["01_a", "02_b"]
+    assert "## 02_b" in (ref / SPREAD_TABLE).read_text() and "02_b" in (ref / "summary.md").read_text()
+    run_spread(profile="smoke", seeds=[0, 2], out=tmp_path / "other", notebooks_dir=notebooks, only=["02"], **QUIET)
+    with pytest.raises(ValueError, match="its seeds .* differ from the reference's"):
+        merge_spread(tmp_path / "other", ref, **QUIET)
 
 
 def test_load_spread_names_what_is_wrong(tmp_path):
