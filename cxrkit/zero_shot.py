@@ -17,7 +17,7 @@ import torch
 
 from cxrkit.models.alignment import AlignmentModel, pair_probabilities
 
-__all__ = ["NEGATIVE_CLASSES", "prompt_pair", "prompt_pairs", "zero_shot_probabilities"]
+__all__ = ["NEGATIVE_CLASSES", "prompt_pair", "prompt_pairs", "zero_shot_from_embeddings", "zero_shot_probabilities"]
 
 #: Labels that are themselves the absence of findings: a "no {}" prompt would invert them.
 NEGATIVE_CLASSES: frozenset[str] = frozenset({"No Finding"})
@@ -40,6 +40,21 @@ def prompt_pairs(findings: Sequence[str], positive: str = "{}", negative: str = 
 
 
 @torch.no_grad()
+def zero_shot_from_embeddings(model: AlignmentModel, film_embeddings: np.ndarray | torch.Tensor,
+                              pairs: dict[str, tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Return ``N × len(pairs)`` zero-shot probabilities from films already encoded (``model.encode_images``), so a notebook encodes each film once (notebook 07)."""
+    films = torch.as_tensor(np.asarray(film_embeddings), dtype=torch.float32)
+    if films.ndim != 2 or films.shape[1] != model.dim:
+        raise ValueError(f"film_embeddings must be N × {model.dim} (model.encode_images), got {tuple(films.shape)}")
+    texts = [t for pair in pairs.values() for t in pair]
+    model.eval()
+    device = model.log_scale.device
+    prompts = model.encode_texts(torch.as_tensor(np.asarray(embed(texts)), dtype=torch.float32, device=device))
+    sims = (model.scale() * films.to(device) @ prompts.T).cpu()  # N × 2F: (positive, negative) per finding
+    return pair_probabilities(sims[:, 0::2], sims[:, 1::2]).numpy()
+
+
+@torch.no_grad()
 def zero_shot_probabilities(model: AlignmentModel, images: torch.Tensor, pairs: dict[str, tuple[str, str]],
                             embed: Callable[[list[str]], np.ndarray], batch_size: int = 256) -> np.ndarray:
     """Return ``N × len(pairs)`` zero-shot probabilities: per finding, the softmax over a film's scaled cosines with its two prompts (notebook 07).
@@ -47,11 +62,10 @@ def zero_shot_probabilities(model: AlignmentModel, images: torch.Tensor, pairs: 
     ``embed`` turns prompt texts into the frozen report vectors the model was trained on
     (:func:`cxrkit.sentence_embeddings.embed_sentences`).
     """
-    texts = [t for pair in pairs.values() for t in pair]
-    vectors = torch.as_tensor(np.asarray(embed(texts)), dtype=torch.float32)
     model.eval()
-    columns = []
-    for start in range(0, len(images), batch_size):
-        sims = model.similarity(images[start:start + batch_size], vectors)  # B × 2F: (positive, negative) per finding
-        columns.append(pair_probabilities(sims[:, 0::2], sims[:, 1::2]))
-    return torch.cat(columns).numpy() if columns else np.zeros((0, len(pairs)))
+    device = model.log_scale.device
+    films = [model.encode_images(images[start:start + batch_size].to(device)).cpu()
+             for start in range(0, len(images), batch_size)]
+    if not films:
+        return np.zeros((0, len(pairs)))
+    return zero_shot_from_embeddings(model, torch.cat(films), pairs, embed)

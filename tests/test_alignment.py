@@ -133,3 +133,10 @@ def test_zero_shot_is_the_softmax_over_each_findings_two_prompts():
     np.testing.assert_allclose(p[:, 0], torch.softmax(sims, dim=1)[:, 0].numpy(), atol=1e-6)
     swapped = zero_shot_probabilities(model, images, {k: v[::-1] for k, v in pairs.items()}, embed)
     np.testing.assert_allclose(p + swapped, 1, atol=1e-6)
+    from cxrkit.zero_shot import zero_shot_from_embeddings
+
+    with torch.no_grad():
+        films = model.encode_images(images).numpy()
+    np.testing.assert_allclose(zero_shot_from_embeddings(model, films, pairs, embed), p, atol=1e-6)
+    with pytest.raises(ValueError, match="film_embeddings must be N"):
+        zero_shot_from_embeddings(model, films[:, :3], pairs, embed)
