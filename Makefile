@@ -10,6 +10,7 @@ TOLERANCE ?=
 EXACT ?=
 SEEDS ?= 0-4
 RECORD ?=
+MERGE ?=
 FORCE ?=
 # make test's pytest-xdist workers (tests/conftest.py: the notebooks stay on one, each worker has its own home)
 TEST_WORKERS ?= 2
@@ -25,7 +26,7 @@ help:
 	@echo "make student      write the problem-set notebooks (solutions stubbed) into student/"
 	@echo "make course-models  train the course models (image CNN + controls) and ship them in cxrkit/shipped/"
 	@echo "make spread       run the notebooks for several seeds; every metric's spread (runs/spread-<profile>/)"
-	@echo "                  options: PROFILE=class SEEDS=0-4 ONLY=02,03 FORCE=1 RECORD=reference/class"
+	@echo "                  options: PROFILE=class SEEDS=0-4 ONLY=02,03 FORCE=1 RECORD=reference/class MERGE=1"
 	@echo "make reproduce    re-run a recorded run and compare every metric with its spread over seeds"
 	@echo "                  options: REF=reference/class NAME=<run name> EXACT=1 (same machine) TOLERANCE=0.02"
 	@echo "make clean  remove runs and caches (never the source)"
@@ -49,7 +50,7 @@ course-models: bootstrap
 	$(PY) -m cxrkit course-models --profile $(PROFILE) $(if $(REBUILD),--rebuild)
 
 spread: bootstrap
-	$(PY) -m cxrkit spread --profile $(PROFILE) --seeds $(SEEDS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RECORD),--record $(RECORD))
+	$(PY) -m cxrkit spread --profile $(PROFILE) --seeds $(SEEDS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RECORD),--record $(RECORD)) $(if $(MERGE),--merge)
 
 reproduce: bootstrap
 	$(PY) -m cxrkit reproduce $(REF) $(if $(NAME),--name $(NAME)) $(if $(EXACT),--exact) $(if $(TOLERANCE),--tolerance $(TOLERANCE))
