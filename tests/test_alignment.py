@@ -48,6 +48,24 @@ def test_the_loss_is_the_symmetric_infonce_of_the_batch():
     assert float(contrastive_loss(matched)) < float(contrastive_loss(mismatched))
 
 
+def test_the_loss_equals_a_hand_computation_on_a_3x3_batch():
+    """Films e1, e2, e3 and reports (1,0,0), (0.6,0.8,0), (0,0,1) at scale 2: logits [[2,1.2,0],[0,1.6,0],[0,0,2]]."""
+    import math
+
+    films = torch.eye(3)
+    reports = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    out = torch.cat([films, reports, torch.full((3, 1), math.log(2.0))], dim=1)
+    L = [[2.0, 1.2, 0.0], [0.0, 1.6, 0.0], [0.0, 0.0, 2.0]]  # L[i][j] = 2 · film i · report j
+
+    def ce(values, right):
+        return -(values[right] - math.log(sum(math.exp(v) for v in values)))
+
+    rows = sum(ce(L[i], i) for i in range(3)) / 3
+    columns = sum(ce([L[k][j] for k in range(3)], j) for j in range(3)) / 3
+    assert float(contrastive_loss(out)) == pytest.approx((rows + columns) / 2, rel=1e-6)
+    assert (rows + columns) / 2 == pytest.approx(0.35755, abs=1e-5)
+
+
 def test_swapping_the_prompts_turns_auroc_into_one_minus_auroc():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
