@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "cxrkit.fetch",
     "cxrkit.student",
     "cxrkit.recipes.course",
+    "cxrkit.recipes.train_command",
     "cxrkit.spread",
     "cxrkit.reproduce",
     "cxrkit.report",

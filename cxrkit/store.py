@@ -31,6 +31,7 @@ from torch import nn
 from cxrkit.paths import artifact_dir, find_artifact
 from cxrkit.predictions import Predictions
 from cxrkit.train import History
+from cxrkit.train.distributed import barrier, is_main
 
 __all__ = ["MODEL_FILES", "CONTROL_FILES", "Stored", "jsonable", "fingerprint", "find", "save", "staged_folder",
            "publish", "write_model_files", "read_history", "read_predictions", "load_state"]
@@ -84,12 +85,17 @@ def save(kind: str, key: Mapping[str, Any], data_fingerprint: str, write: Callab
     """Write an artifact of ``key`` atomically: ``write(tmp)`` fills a staged folder and returns its meta facts (notebook 02).
 
     The folder is ``CXRKIT_HOME/<kind>/<key hash>`` unless ``folder`` is given; ``meta.json`` holds ``key``,
-    ``data_fingerprint`` and what ``write`` returned. The finished folder replaces any older one in one rename.
+    ``data_fingerprint`` and what ``write`` returned. The finished folder replaces any older one in one rename. Under
+    ``torchrun`` only rank 0 writes; every rank waits for it and returns the published folder.
     """
     target = Path(folder) if folder is not None else artifact_dir(kind, dict(key))
+    if not is_main():  # under torchrun only rank 0 writes; the others read what it published
+        barrier()
+        return Stored(target, json.loads((target / "meta.json").read_text()))
     with staged_folder(target) as tmp:
         meta = {"key": dict(key), "data_fingerprint": data_fingerprint, **write(tmp)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    barrier()
     return Stored(target, jsonable(meta))
 
 

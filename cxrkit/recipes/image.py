@@ -8,6 +8,7 @@ holds every parameter that changes the model (:data:`IMAGE_MODEL_KNOBS`) plus :d
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,7 +27,7 @@ from cxrkit.paths import SHIPPED_ROOT, artifact_dir
 from cxrkit.predictions import Predictions
 from cxrkit.prep import prepare
 from cxrkit.recipes.config import RecipeConfig
-from cxrkit.train import BatchLoader, History, ImageAugment, ImageDataset, fit, predict
+from cxrkit.train import BatchLoader, History, ImageAugment, ImageDataset, fit, is_main, predict
 
 __all__ = [
     "IMAGE_MODEL_KNOBS",
@@ -43,6 +44,7 @@ __all__ = [
     "save_image_model",
     "load_image_model",
     "trained_image_model",
+    "image_state_path",
 ]
 
 #: Bumped whenever the recipe itself changes (targets, loaders, augmentation, fit settings), so old artifacts are not reused.
@@ -258,13 +260,21 @@ def load_image_model(P: Mapping[str, Any] | ImageRecipe, prepared: Any = None, *
     return None if stored is None else _opened(recipe, stored, loaded=True)
 
 
+def image_state_path(P: Mapping[str, Any] | ImageRecipe) -> Path:
+    """Return where a run of profile ``P`` keeps its resumable training state: ``CXRKIT_HOME/training_states/image_models/<key>/state.pt`` (notebook 02)."""
+    folder = image_model_dir(P)
+    return folder.parent.parent / "training_states" / folder.parent.name / folder.name / "state.pt"
+
+
 def trained_image_model(P: Mapping[str, Any], prepared: Any = None, *, progress: bool = True,
-                        force: bool = False) -> TrainedImageModel:
+                        force: bool = False, resumable: bool = False, pause_after: int | None = None) -> TrainedImageModel:
     """Return notebook 02's image model for profile ``P``: loaded from ``CXRKIT_HOME`` when saved, else trained and saved (notebook 02).
 
     Training is exactly what notebook 02 does: :func:`image_loaders` → :func:`new_image_model` →
     ``fit(model, train, validate, **image_fit_settings(P))`` → :func:`image_predictions` on the
-    validation and test films. ``force=True`` retrains even when a saved model exists.
+    validation and test films. ``force=True`` retrains even when a saved model exists. ``resumable=True``
+    (``cxrkit train``) keeps the training state after every epoch at :func:`image_state_path` and resumes from it;
+    ``pause_after=N`` stops after N epochs (:class:`~cxrkit.train.TrainingPaused`). The state goes once the model is saved.
     """
     recipe = ImageRecipe.read(P)
     if not force and (found := load_image_model(recipe, prepared)) is not None:
@@ -272,5 +282,13 @@ def trained_image_model(P: Mapping[str, Any], prepared: Any = None, *, progress:
     prepared = prepared if prepared is not None else prepare(dict(P), progress=progress)
     loaders = image_loaders(recipe, prepared)
     model = new_image_model(recipe, num_outputs=len(loaders.labels))
-    history = fit(model, loaders.train, loaders.validate, progress=progress, **image_fit_settings(recipe))
-    return save_image_model(recipe, prepared, model, history, image_predictions(model, loaders))
+    state = image_state_path(recipe) if resumable or pause_after is not None else None
+    history = fit(model, loaders.train, loaders.validate, progress=progress, state_path=state, pause_after=pause_after,
+                  **image_fit_settings(recipe))
+    saved = save_image_model(recipe, prepared, model, history, image_predictions(model, loaders))
+    if state is not None and is_main():
+        state.unlink(missing_ok=True)
+        for folder in (state.parent, state.parent.parent, state.parent.parent.parent):  # its folders, once empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return saved

@@ -115,33 +115,71 @@ class BatchLoader:
 
     A drop-in for ``DataLoader(num_workers=0)`` without per-sample Python work: each batch is one
     fancy-indexing call. ``fit``/``predict`` move it to the training device (``loader.to(device)``),
-    so indexing and augmentation then run there.
+    so indexing and augmentation then run there. A ``sampler`` (an iterable of dataset rows, e.g. torch's
+    ``DistributedSampler``; told each epoch through ``set_epoch`` when it has one) replaces the loader's own order;
+    under ``torchrun`` ``fit`` gives each rank its share with :meth:`sharded`.
     """
 
-    def __init__(self, dataset: BatchSource, batch_size: int = 64, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+    def __init__(self, dataset: BatchSource, batch_size: int = 64, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 sampler: Any = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not hasattr(dataset, "batch"):
             raise TypeError(f"{type(dataset).__name__} has no batch(index) method; use ImageDataset or torch's DataLoader")
         self.dataset, self.batch_size, self.shuffle, self.seed, self.drop_last = dataset, batch_size, shuffle, seed, drop_last
+        self.sampler = sampler
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Any, Tensor]]:
+    def _order(self) -> Tensor:
+        """This epoch's sample order: the sampler's (told the epoch, as ``DistributedSampler.set_epoch`` needs), else seeded."""
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(self.epoch)
+            return torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
         n = len(self.dataset)
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(n)
+            return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        return torch.arange(n)
+
+    def indexed(self) -> Iterator[tuple[Tensor, tuple[Any, Tensor]]]:
+        """Iterate ``(dataset rows, (inputs, targets))``: each batch with the dataset indices it holds (what :func:`~cxrkit.train.distributed.gather_rows` keys by)."""
+        order = self._order()
         self.epoch += 1
         device = getattr(self.dataset, "device", torch.device("cpu"))
         order = order.to(device)
+        n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
-            yield self.dataset.batch(order[start:start + self.batch_size])
+            rows = order[start:start + self.batch_size]
+            yield rows, self.dataset.batch(rows)
+
+    def __iter__(self) -> Iterator[tuple[Any, Tensor]]:
+        for _, batch in self.indexed():
+            yield batch
+
+    def sharded(self, rank: int, size: int, *, split_batch: bool) -> "BatchLoader":
+        """Return this loader's share for ``rank`` of ``size`` processes, drawn by a ``DistributedSampler`` (notebook 02).
+
+        The sampler shuffles as this loader does (seeded by ``seed`` + epoch, via ``set_epoch``) and pads with repeats so
+        every rank runs the same number of batches. ``split_batch=True`` (training) gives each rank ``batch_size // size``
+        samples, so the global batch stays ``batch_size`` and the recipe's optimisation is the same on any number of
+        devices; it must divide evenly.
+        """
+        batch_size = self.batch_size
+        if split_batch:
+            if self.batch_size % size:
+                raise ValueError(f"the global batch size {self.batch_size} does not divide among {size} processes; "
+                                 f"choose a multiple of {size} (e.g. -p batch_size {size * max(self.batch_size // size, 1)})")
+            batch_size = self.batch_size // size
+        clone = copy.copy(self)
+        clone.batch_size = batch_size
+        clone.sampler = torch.utils.data.DistributedSampler(self.dataset, num_replicas=size, rank=rank,  # type: ignore[arg-type]
+                                                            shuffle=self.shuffle, seed=self.seed, drop_last=False)
+        return clone
 
     def to(self, device: torch.device | str) -> "BatchLoader":
         """Return a copy of this loader whose dataset lives on ``device`` (if the dataset can move)."""

@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 from ..devices import default_channels_last, describe_device, pick_device, resolve_amp, synchronize
 from ..metrics import macro_auroc
 from .data import BatchLoader
+from .distributed import all_gather_objects, broadcast_buffers, gather_rows, world
+from .resume import TrainingPaused, load_training_state, rng_state, save_training_state, set_rng_state
 from .losses import apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
 
 __all__ = ["History", "SCHEDULES", "lr_schedule", "fit", "predict", "load_checkpoint", "refresh_batch_norm", "HISTORY_COLUMNS"]
@@ -96,6 +98,8 @@ class History:
 
 def _to_device(inputs: Any, device: torch.device, channels_last: bool) -> Any:
     if isinstance(inputs, Tensor):
+        if device.type == "cuda" and inputs.device.type == "cpu":
+            inputs = inputs.pin_memory()  # page-locked, so the copy below overlaps with compute
         inputs = inputs.to(device, non_blocking=True)
         if channels_last and inputs.ndim == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -115,8 +119,61 @@ def _split_batch(batch: Any) -> tuple[Any, Tensor | None]:
     return batch, None
 
 
+#: Share of a GPU's free memory a whole in-memory dataset may take before it stays in (pinned) host memory instead.
+DEVICE_DATASET_SHARE = 0.5
+
+
+def _nbytes(dataset: Any) -> int:
+    tensors = [getattr(dataset, "images", None), getattr(dataset, "labels", None),
+               *getattr(dataset, "inputs", {}).values()]
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, Tensor))
+
+
 def _place(loader: Iterable, device: torch.device) -> Iterable:
-    return loader.to(device) if isinstance(loader, BatchLoader) else loader
+    """Move a :class:`BatchLoader`'s dataset onto ``device`` — on CUDA only when it fits in part of the free memory."""
+    if not isinstance(loader, BatchLoader):
+        return loader
+    if device.type == "cuda" and getattr(loader.dataset, "device", device) != device:
+        free, _ = torch.cuda.mem_get_info(device)
+        if _nbytes(loader.dataset) > DEVICE_DATASET_SHARE * free:
+            return loader  # batches are cut on the host and copied from pinned memory (_to_device)
+    return loader.to(device)
+
+
+def _sharded(loader: Iterable, *, split_batch: bool) -> BatchLoader:
+    """This rank's share of a loader under torchrun (a :class:`BatchLoader` only: it knows each batch's dataset rows)."""
+    if not isinstance(loader, BatchLoader):
+        raise TypeError(f"under torchrun, fit and predict need cxrkit.train.BatchLoader loaders (they know each batch's "
+                        f"dataset rows, so evaluation can drop the sampler's padding); got {type(loader).__name__}")
+    w = world()
+    return loader.sharded(w.rank, w.size, split_batch=split_batch)
+
+
+def _indexed(loader: Iterable, with_rows: bool) -> Iterator[tuple[Tensor | None, Any]]:
+    if with_rows:
+        yield from loader.indexed()  # type: ignore[attr-defined]
+    else:
+        for batch in loader:
+            yield None, batch
+
+
+def _gathered(index: Tensor, logits: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Every rank's (logits, targets) rows, each dataset row once, in row order (:func:`gather_rows`)."""
+    packed = logits.float().reshape(len(logits), -1)
+    k = packed.shape[1]
+    if targets is not None:
+        packed = torch.cat([packed, targets.float().reshape(len(targets), -1).to(packed.device)], dim=1)
+    _, packed = gather_rows(index, packed)
+    out = packed[:, :k].reshape(-1, *logits.shape[1:])
+    return out, (packed[:, k:].reshape(-1, *targets.shape[1:]) if targets is not None else None)
+
+
+def _wrap_distributed(model: nn.Module, device: torch.device) -> nn.Module:
+    """Wrap ``model`` in ``DistributedDataParallel`` (batch norm synchronised across GPUs; on CPUs rank 0's buffers are broadcast)."""
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    return nn.parallel.DistributedDataParallel(model)
 
 
 @contextlib.contextmanager
@@ -148,19 +205,27 @@ def _model_device(model: nn.Module) -> torch.device:
 @torch.no_grad()
 def _collect_logits(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
                     channels_last: bool) -> tuple[Tensor, Tensor | None]:
+    distributed = world().distributed
+    if distributed:
+        loader = _sharded(loader, split_batch=False)
     model.eval()
-    logits, targets = [], []
+    logits, targets, rows = [], [], []
     with _augment_mode(loader, False):
-        for batch in loader:
+        for index, batch in _indexed(loader, distributed):
             inputs, y = _split_batch(batch)
             with _autocast(device, dtype):
                 out = _forward(model, _to_device(inputs, device, channels_last))
             logits.append(out.float())
             if y is not None:
                 targets.append(torch.as_tensor(y, dtype=torch.float32))
+            if index is not None:
+                rows.append(index)
     if not logits:
         raise ValueError("the loader yielded no batches")
-    return torch.cat(logits).cpu(), (torch.cat([t.cpu() for t in targets]) if targets else None)
+    out, tgt = torch.cat(logits).cpu(), (torch.cat([t.cpu() for t in targets]) if targets else None)
+    if distributed:  # every rank's rows, the sampler's padding dropped: each sample evaluated once
+        out, tgt = _gathered(torch.cat(rows), out, tgt)
+    return out, tgt
 
 
 def _auroc(targets: Tensor, logits: Tensor) -> float:
@@ -271,6 +336,8 @@ def fit(
     schedule: str = "constant",
     warmup: float = 0.25,
     monitor: str = "val_auroc",
+    state_path: str | Path | None = None,
+    pause_after: int | None = None,
 ) -> History:
     """Train ``model`` with AdamW on masked multi-label BCE, keep the epoch with the best validation macro AUROC, and return its history (notebook 02).
 
@@ -299,6 +366,15 @@ def fit(
       the best epoch is the one with the lowest validation loss and no AUROC is computed (its history columns stay
       NaN) — for a model whose outputs are not per-label logits, such as notebook 07's contrastive alignment model,
       whose ``loss`` reads each batch's rows as pairs.
+    * ``state_path``: after every epoch the whole training state (:mod:`cxrkit.train.resume`) is written there
+      atomically; a call that finds one resumes after its epoch and ends with the weights an uninterrupted run ends
+      with (same machine). ``pause_after=N`` stops after N epochs of this call, leaving that state, and raises
+      :class:`~cxrkit.train.resume.TrainingPaused` (for jobs with a time limit).
+    * Under ``torchrun`` (:mod:`cxrkit.train.distributed`; loaders must be :class:`BatchLoader`\\ s) the model is
+      wrapped in ``DistributedDataParallel`` (batch norm synchronised on CUDA), each rank trains on its
+      ``DistributedSampler`` share of every global batch of the loader's ``batch_size``, evaluation gathers every
+      rank's rows (padding dropped) before any loss or AUROC, and only rank 0 writes files or shows a bar. A loss that
+      reads a batch as pairs (notebook 07's) then sees each rank's share of the batch only.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -308,9 +384,13 @@ def fit(
         raise ValueError(f"monitor must be one of {MONITORS}, got {monitor!r}")
     if loss is not None and pos_weight is not None:
         raise ValueError("give either a custom loss or pos_weight (which configures the default masked BCE), not both")
+    if pause_after is not None and (state_path is None or pause_after < 1):
+        raise ValueError("pause_after needs a state_path to resume from and a positive number of epochs")
     if seed is not None:
         torch.manual_seed(seed)
-    device = pick_device(device)
+    w = world()
+    main = w.rank == 0
+    device = w.device if w.distributed and device is None else pick_device(device)
     dtype = resolve_amp(device, amp)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
     apply_uncertainty_policy(torch.zeros(1), uncertainty)  # validates the policy name early
@@ -330,25 +410,52 @@ def fit(
 
     # The default loss skips -1 like NaN, so "ignore" needs no per-batch mapping; a custom loss always gets mapped targets.
     map_targets = uncertainty != "ignore" or loss is not None
+    train_batches = _sharded(train_loader, split_batch=True) if w.distributed else train_loader
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * _steps_per_epoch(train_loader) if schedule != "constant" else 1
+    steps = epochs * _steps_per_epoch(train_batches) if schedule != "constant" else 1
     scheduler = lr_schedule(optimizer, schedule, lr=lr, total_steps=steps, warmup=warmup)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
-    if checkpoint is not None:
+    if checkpoint is not None and main:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
     rows: list[dict[str, float]] = []
     scores_auroc = monitor == "val_auroc"
     best_score, best_epoch, best_state, waited, stopped = (-math.inf, -math.inf), None, None, 0, False
-    bar = tqdm(range(1, epochs + 1), desc=f"fit {type(model).__name__}", unit="epoch", disable=not progress)
+    run = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup, seed=seed,
+               uncertainty=uncertainty, monitor=monitor, world_size=w.size, batches=getattr(train_batches, "__len__", lambda: None)(),
+               pos_weight=None if weight is None else [round(v, 6) for v in weight.cpu().tolist()])
+    done_epochs, finished = 0, False
+    saved = load_training_state(state_path, run) if state_path is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None:
+            scaler.load_state_dict(saved["scaler"])
+        if isinstance(train_batches, BatchLoader):
+            train_batches.epoch = int(saved["loader_epoch"])
+        set_rng_state(saved["rng"][w.rank])
+        rows, monitor, waited = list(saved["rows"]), saved["monitor"], int(saved["waited"])
+        best_score, best_epoch = tuple(saved["best_score"]), saved["best_epoch"]
+        best_state = {k: v.to(device) for k, v in saved["best_state"].items()} if saved["best_state"] is not None else None
+        done_epochs, finished, stopped = int(saved["epoch"]), bool(saved["finished"]), bool(saved["stopped"])
+        scores_auroc = monitor == "val_auroc"
+
+    net = _wrap_distributed(model, device) if w.distributed else model
+
+    bar = tqdm(range(done_epochs + 1, epochs + 1), desc=f"fit {type(model).__name__}", unit="epoch",
+               initial=done_epochs, total=epochs, disable=not progress or not main)
     for epoch in bar:
+        if finished:
+            break
         start = time.perf_counter()
-        model.train()
-        outs, tgts, n_images = [], [], 0
+        net.train()
+        outs, tgts, idxs, n_images = [], [], [], 0
         recent: collections.deque = collections.deque(maxlen=max(bn_refresh_batches, 1))
-        with _augment_mode(train_loader, True):
-            for batch in train_loader:
+        with _augment_mode(train_batches, True):
+            for index, batch in _indexed(train_batches, w.distributed):
                 inputs, targets = _split_batch(batch)
                 if targets is None:
                     raise ValueError("training batches must be (inputs, targets) pairs")
@@ -357,7 +464,7 @@ def fit(
                 if map_targets:
                     targets = apply_uncertainty_policy(targets, uncertainty)
                 with _autocast(device, dtype):
-                    logits = _forward(model, inputs)
+                    logits = _forward(net, inputs)
                 batch_loss = loss_fn(logits.float(), targets)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is None:
@@ -371,17 +478,24 @@ def fit(
                     scheduler.step()
                 outs.append(logits.detach())
                 tgts.append(targets)
+                if index is not None:
+                    idxs.append(index)
                 n_images += targets.shape[0]
                 if bn_refresh_batches:
                     recent.append(inputs)
         if not outs:
             raise ValueError("the training loader yielded no batches")
         train_logits, train_targets = torch.cat(outs).float(), torch.cat(tgts)
+        if w.distributed:  # every rank's rows, each sample once, so the history is the whole epoch's
+            n_images *= w.size
+            train_logits, train_targets = _gathered(torch.cat(idxs), train_logits, train_targets)
+            train_logits, train_targets = train_logits.to(device), train_targets.to(device)
         with torch.no_grad():
             train_loss = float(loss_fn(train_logits, train_targets))
         if bn_refresh_batches:
             refresh_batch_norm(model, recent, device, dtype)
             recent.clear()
+        broadcast_buffers(model)
         synchronize(device)
         train_auroc = _auroc(train_targets.cpu(), train_logits.cpu()) if scores_auroc else float("nan")
         train_seconds = time.perf_counter() - start
@@ -403,7 +517,7 @@ def fit(
             if score > best_score:
                 best_score, best_epoch, waited = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if checkpoint is not None:
+                if checkpoint is not None and main:
                     torch.save({k: v.cpu() for k, v in best_state.items()}, checkpoint)
             else:
                 waited += 1
@@ -414,21 +528,47 @@ def fit(
                         best=best_epoch, img_s=f"{n_images / train_seconds:.0f}")
         if early_stopping_patience is not None and val_loader is not None and waited >= early_stopping_patience:
             stopped = epoch < epochs
+        finished = stopped or epoch == epochs
+        if state_path is not None:
+            _save_state(state_path, run, epoch=epoch, finished=finished, stopped=stopped, model=model, optimizer=optimizer,
+                        scheduler=scheduler, scaler=scaler, loader=train_batches, rows=rows, monitor=monitor,
+                        waited=waited, best_score=best_score, best_epoch=best_epoch, best_state=best_state)
+        if stopped:
             break
+        if pause_after is not None and epoch - done_epochs >= pause_after:
+            bar.close()
+            raise TrainingPaused(state_path, epoch, epochs)  # type: ignore[arg-type]
     bar.close()
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    elif checkpoint is not None:  # no validation: the final weights are the checkpoint
+    elif checkpoint is not None and main:  # no validation: the final weights are the checkpoint
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, checkpoint)
     model.eval()
     settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, uncertainty=uncertainty,
                     pos_weight=None if weight is None else weight.cpu().tolist(), custom_loss=loss is not None,
                     early_stopping_patience=early_stopping_patience, seed=seed, amp=str(dtype) if dtype else None,
                     channels_last=channels_last, bn_refresh_batches=bn_refresh_batches, schedule=schedule,
-                    warmup=warmup if schedule != "constant" else None)
+                    warmup=warmup if schedule != "constant" else None, world_size=w.size)
     return History(pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)), best_epoch, monitor, stopped,
                    describe_device(device), str(checkpoint) if checkpoint else None, settings)
+
+
+def _save_state(path: str | Path, run: dict[str, Any], *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: Any, scaler: Any, loader: Iterable, best_state: dict[str, Tensor] | None, **facts: Any) -> None:
+    """Write the training state after an epoch (rank 0; every rank's random state gathered first)."""
+    rngs = all_gather_objects(rng_state())
+    if world().rank != 0:
+        return
+    save_training_state(path, dict(
+        run=run, rng=rngs,
+        model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+        scaler=scaler.state_dict() if scaler is not None else None,
+        loader_epoch=getattr(loader, "epoch", 0),
+        best_state=None if best_state is None else {k: v.detach().cpu() for k, v in best_state.items()},
+        best_score=list(facts.pop("best_score")), **facts))
 
 
 def predict(model: nn.Module, loader: Iterable, device: str | torch.device | None = None, amp: bool | str | None = None) -> np.ndarray:
