@@ -15,11 +15,14 @@ The pipeline, in the order the DICOM standard applies it (taught step by step in
 Before a VOI LUT Sequence the modality values are cast back to integers (they are integers whenever
 slope and intercept are integral; otherwise they are rounded, since a LUT is indexed by integers).
 Files that cannot be decoded raise :class:`cxrkit.errors.ImageReadError` naming the file and the
-transfer syntax. Before any pixel is decoded, the size the header declares (Rows × Columns × frames) is
-checked against :data:`MAX_PIXELS`, so a small compressed file that declares a huge film (a
-decompression bomb) is refused instead of exhausting memory; a truncated file is said to be truncated;
-stored values that use bits above ``BitsStored`` (which the decoder masks away) draw a
-:class:`DicomValueWarning` naming the file — the decoded values themselves are never changed.
+transfer syntax; a compressed transfer syntax for which no pydicom decoder plugin is installed (JPEG
+Lossless and JPEG-LS need pylibjpeg-libjpeg or python-gdcm; JPEG 2000 is read by Pillow or
+pylibjpeg-openjpeg) is told apart from corrupt data and names the fix, ``pip install "cxrkit[dicom-codecs]"``.
+Before any pixel is decoded, the size the header declares (Rows × Columns × frames) is checked against
+:data:`MAX_PIXELS`, so a small compressed file that declares a huge film (a decompression bomb) is refused
+instead of exhausting memory; a truncated file is said to be truncated; stored values that use bits above
+``BitsStored`` (which the decoder masks away) draw a :class:`DicomValueWarning` naming the file — the decoded
+values themselves are never changed.
 """
 from __future__ import annotations
 
@@ -37,14 +40,14 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset as _pydicom_read_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 
 from cxrkit.errors import ImageReadError
 
 from .resize import Aspect, resize_gray
 
 __all__ = ["read_dicom", "read_dataset", "dicom_to_display", "dicom_header_fields", "parse_age", "transfer_syntax_name",
-           "MAX_PIXELS", "DicomValueWarning", "check_declared_size"]
+           "MAX_PIXELS", "DicomValueWarning", "check_declared_size", "CODECS_INSTALL"]
 
 #: The most pixels (Rows × Columns × frames) a film may declare before it is decoded: 100 megapixels.
 #: Real chest X-rays are at most about 4300 × 3500 ≈ 15 MP; a larger declaration is refused as a likely
@@ -52,6 +55,9 @@ __all__ = ["read_dicom", "read_dataset", "dicom_to_display", "dicom_header_field
 #: Raise it (``cxrkit.io.dicom.MAX_PIXELS = ...``) to read larger films; it also bounds PNG/JPEG inputs
 #: (:mod:`cxrkit.io.images`), and the image cache hands its current value to its worker processes.
 MAX_PIXELS: int = 100_000_000
+
+#: The command that installs pydicom's decoder plugins for compressed transfer syntaxes (the optional extra).
+CODECS_INSTALL = 'pip install "cxrkit[dicom-codecs]"'
 
 #: How much of a deflated file's inflated data is examined to find the declared film size.
 _DEFLATE_PEEK_BYTES = 1 << 20
@@ -143,11 +149,18 @@ def _raw_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
         raise ImageReadError(path, _no_pixel_data_reason(ds, path))
     check_declared_size(ds, path)
     _check_native_length(ds, path)
+    missing = _missing_decoders(ds)
+    if missing is not None and not missing[0]:
+        raise ImageReadError(path, missing[1])
     try:
         arr = ds.pixel_array
-    except Exception as err:  # missing decoder plugin, truncated or corrupt pixel data
+    except Exception as err:  # truncated or corrupt pixel data (a missing decoder was caught above)
+        hint = ""
+        if missing is not None and missing[1]:
+            hint = (" — the compressed data may be corrupt, or another decoder plugin may read it "
+                    f"(not installed: {missing[1]}; {CODECS_INSTALL})")
         raise ImageReadError(path, f"cannot decode pixel data with transfer syntax {transfer_syntax_name(ds)}: "
-                                   f"{type(err).__name__}: {err}") from err
+                                   f"{type(err).__name__}: {err}{hint}") from err
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     _warn_bits_above_stored(ds, path)
@@ -161,6 +174,25 @@ def _raw_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a 2-D image, got pixel array shape {arr.shape}")
     return arr
+
+
+def _missing_decoders(ds: Dataset) -> tuple[bool, str] | None:
+    """For a compressed transfer syntax: (a decoder is installed, the reason / the plugins not installed); else None."""
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if not uid or not uid.is_transfer_syntax or not uid.is_compressed:
+        return None
+    name = transfer_syntax_name(ds)
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        return False, (f"pydicom has no decoder at all for transfer syntax {name}, so no plugin can be installed "
+                       "for it; convert the file to an uncompressed transfer syntax first (e.g. gdcmconv --raw)")
+    unavailable = "; ".join(decoder.missing_dependencies)
+    if not decoder.is_available:
+        return False, (f"no decoder is installed for transfer syntax {name} (pydicom's plugins for it need: "
+                       f"{unavailable}); install them with {CODECS_INSTALL}")
+    return True, unavailable
 
 
 def _file_size(path: str | Path) -> int | None:
