@@ -10,12 +10,12 @@ temporaries that carry the command's own tag.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cxrkit import __version__
+from cxrkit.atomic import write_text
 from cxrkit.errors import CxrkitError
 
 MARKER_PREFIX = ".cxrkit-"
@@ -66,10 +66,7 @@ def _marker_record(owner: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_marker(folder: Path, owner: str, data: dict[str, Any]) -> None:
-    path = marker_path(folder, owner)
-    tmp = path.with_name(f"{path.name}.writing-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text(marker_path(folder, owner), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def update_marker(folder: str | Path, owner: str, **fields: Any) -> None:

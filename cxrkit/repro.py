@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cxrkit import __version__
+from cxrkit.atomic import write_text
 from cxrkit.paths import REPO_ROOT
 
 #: Environment variable the runner sets so every notebook of one run writes into one folder.
@@ -286,10 +287,7 @@ class RunRecord:
 
     def save(self) -> Path:
         """Write the record atomically to :attr:`path` and return that path."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=False))
-        os.replace(tmp, self.path)
+        write_text(self.path, json.dumps(self.as_dict(), indent=2, sort_keys=False))
         return self.path
 
 

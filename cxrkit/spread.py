@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 from cxrkit.artifacts import HASHED_SUFFIXES, PACKAGE_ROOT, code_version
+from cxrkit.atomic import replacing, write_text
 from cxrkit.checked_outputs import checked_outputs, frozen_differences, sanitize_patterns, seed_dependent_cells
 from cxrkit.paths import REPO_ROOT, cxrkit_home
 from cxrkit.profiles import check_profile, validate_params
@@ -171,9 +172,7 @@ def _seed_state(folder: Path, expected: dict[str, Any]) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _prepare_out(out: Path) -> None:
@@ -423,9 +422,8 @@ def record_spread(out: Path, target: Path, *, echo: Callable[..., Any] = print) 
             raise ValueError(f"{src}: no such file — is {out} a finished spread?")
     for src in sources:
         dst = target / src.name
-        tmp = dst.with_name(dst.name + ".partial")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with replacing(dst) as tmp:
+            shutil.copyfile(src, tmp)
         written.append(dst)
     echo(f"recorded the spread over seeds {spread['seeds']} and seed {spread['seeds'][0]}'s run in {target} "
          f"({len(written)} files)")

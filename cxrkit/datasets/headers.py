@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
 from cxrkit.artifacts import code_version
+from cxrkit.atomic import write_text
 from cxrkit.io.dicom import dicom_header_fields
 from cxrkit.paths import cxrkit_home, params_key
 
@@ -43,10 +43,7 @@ def _load(cache: Path) -> dict[str, Any]:
 
 
 def _save(cache: Path, entries: dict[str, Any]) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(entries))
-    os.replace(tmp, cache)
+    write_text(cache, json.dumps(entries))
 
 
 def read_dicom_headers(paths: Iterable[Path]) -> dict[Path, dict[str, Any]]:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cxrkit.atomic import write_bytes
 from cxrkit.errors import CxrkitError
 from cxrkit.labels import CHEXPERT_LABELS
 from cxrkit.outdir import claim_folder, is_adopted
@@ -69,12 +70,8 @@ _OWN_SUBTREES = ("files", "truth", "openi")
 
 # ---------------------------------------------------------------------------- deterministic, atomic writers
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling and rename it over ``path`` (notebook 01, data prep)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP}{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    """Write ``data`` to a temporary sibling tagged as the generator's and rename it over ``path`` (notebook 01, data prep)."""
+    write_bytes(path, data, tag=f"{_TMP}{os.getpid()}")
 
 
 def gzip_bytes(data: bytes) -> bytes:

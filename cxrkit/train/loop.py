@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..atomic import replacing
 from ..devices import default_channels_last, describe_device, pick_device, resolve_amp, synchronize
 from ..metrics import macro_auroc
 from .data import BatchLoader
@@ -518,7 +519,8 @@ def fit(
                 best_score, best_epoch, waited = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if checkpoint is not None and main:
-                    torch.save({k: v.cpu() for k, v in best_state.items()}, checkpoint)
+                    with replacing(checkpoint) as tmp:
+                        torch.save({k: v.cpu() for k, v in best_state.items()}, tmp)
             else:
                 waited += 1
         rows.append(dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, train_auroc=train_auroc,
@@ -543,7 +545,8 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     elif checkpoint is not None and main:  # no validation: the final weights are the checkpoint
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, checkpoint)
+        with replacing(checkpoint) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     model.eval()
     settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, uncertainty=uncertainty,
                     pos_weight=None if weight is None else weight.cpu().tolist(), custom_loss=loss is not None,

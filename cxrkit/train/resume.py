@@ -10,13 +10,12 @@ notebook 02 (image CNN: "Past one laptop"); README "Training on GPUs".
 """
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from cxrkit.atomic import replacing
 from cxrkit.errors import CxrkitError
 
 __all__ = ["STATE_FORMAT", "TrainingPaused", "TrainingStateMismatch", "save_training_state", "load_training_state",
@@ -56,15 +55,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 def save_training_state(path: str | Path, state: Mapping[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a reader (or a resumed run) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with replacing(path) as tmp:
         torch.save({"format": STATE_FORMAT, **state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_training_state(path: str | Path, run: Mapping[str, Any]) -> dict[str, Any] | None:
