@@ -43,6 +43,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxrkit.artifacts import artifact_code_version
+from cxrkit.atomic import replacing, write_text
 from cxrkit.errors import CxrkitError
 from cxrkit.io import dicom
 from cxrkit.io.images import read_image, to_uint8
@@ -345,7 +346,7 @@ def build_image_cache(table: pd.DataFrame, folder: str | Path, *, size: int, wor
             "workers": workers}
     if finished:
         info["resumed_chunks"] = len(finished)
-    _atomic_text(folder / MARKER, json.dumps(info, indent=2))
+    write_text(folder / MARKER, json.dumps(info, indent=2))
     return load_image_cache(folder)
 
 
@@ -356,7 +357,7 @@ def _start_progress(folder: Path, tmp: Path, params: dict[str, Any], chunk: int,
         (folder / name).unlink(missing_ok=True)
     images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(prints), size, size))
     _atomic_save_npy(folder / PROGRESS_PRINTS, np.array(prints, dtype=np.int64).reshape(len(prints), 2))
-    _atomic_text(folder / PROGRESS, json.dumps({"params": params, "chunk": chunk, "n_images": len(prints)}, indent=2))
+    write_text(folder / PROGRESS, json.dumps({"params": params, "chunk": chunk, "n_images": len(prints)}, indent=2))
     return images
 
 
@@ -424,7 +425,7 @@ def _resumable_chunks(folder: Path, tmp: Path, params: dict[str, Any], chunk: in
         if 0 <= k < n_chunks and (recorded[k * chunk:(k + 1) * chunk] == now[k * chunk:(k + 1) * chunk]).all():
             finished[k] = (failures, notes)
     # rewrite the log with just the chunks kept, and the fingerprints as they are now
-    _atomic_text(folder / PROGRESS_LOG, "".join(_chunk_line(k, fs, ns) for k, (fs, ns) in sorted(finished.items())))
+    write_text(folder / PROGRESS_LOG, "".join(_chunk_line(k, fs, ns) for k, (fs, ns) in sorted(finished.items())))
     _atomic_save_npy(folder / PROGRESS_PRINTS, now)
     return finished
 
@@ -432,14 +433,14 @@ def _resumable_chunks(folder: Path, tmp: Path, params: dict[str, Any], chunk: in
 def _compact(src: Path, dst: Path, keep: np.ndarray, block: int) -> None:
     """Copy the rows ``keep`` of the ``.npy`` at ``src`` into a new ``.npy`` at ``dst``, ``block`` rows at a time (constant memory)."""
     full = np.load(src, mmap_mode="r")
-    partial = dst.with_name(dst.name + ".partial")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=full.dtype, shape=(len(keep),) + full.shape[1:])
-    for first in range(0, len(keep), block):
-        rows = keep[first:first + block]
-        out[first:first + len(rows)] = full[rows]
-    out.flush()
-    del out, full
-    os.replace(partial, dst)
+    with replacing(dst) as partial:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=full.dtype, shape=(len(keep),) + full.shape[1:])
+        for first in range(0, len(keep), block):
+            rows = keep[first:first + block]
+            out[first:first + len(rows)] = full[rows]
+        out.flush()
+        del out
+    del full
 
 
 def _write_notes(folder: Path, notes: pd.DataFrame) -> None:
@@ -525,7 +526,7 @@ def _refresh(folder: Path, ids: list[str], paths: list[str], now: list[tuple[int
     _atomic_csv(folder / SOURCES, _sources_frame(ids, paths, now))
     _write_notes(folder, notes)
     info.update({"n_cached": len(keep), "n_quarantined": len(quarantine), "refreshed": len(changed)})
-    _atomic_text(folder / MARKER, json.dumps(info, indent=2))
+    write_text(folder / MARKER, json.dumps(info, indent=2))
     return load_image_cache(folder)
 
 
@@ -542,19 +543,10 @@ def load_image_cache(folder: str | Path) -> ImageCache:
 
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         np.save(f, arr)
-    os.replace(tmp, path)
 
 
 def _atomic_csv(path: Path, df: pd.DataFrame) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        df.to_csv(tmp, index=False)
