@@ -4,20 +4,18 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pydicom
 from PIL import Image
+from plotly.subplots import make_subplots
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from scipy import ndimage
 
 from cxrkit.ground_truth import synthetic_truth_masks
 from cxrkit.labels import RENDERED_FINDINGS, label_slug
-
-if TYPE_CHECKING:  # plotly is imported lazily: it is only needed for the interactive figure
-    import plotly.graph_objects as go
 
 
 def display_array(path: str | Path) -> np.ndarray:
@@ -103,11 +101,8 @@ def gallery_png(cohort_dir: str | Path, path: str | Path, findings: tuple[str, .
 
 
 def gallery_figure(cohort_dir: str | Path, findings: tuple[str, ...] = RENDERED_FINDINGS, cols: int = 4,
-                   size: int = 256) -> "go.Figure":
+                   size: int = 256) -> go.Figure:
     """Return a plotly figure with one film per finding and toggleable mask outlines (notebook 01, data prep)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     ex = gallery_examples(cohort_dir, findings)
     if not ex:
         raise ValueError(f"no finding of {findings} occurs in {cohort_dir}")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 import numpy as np
 import pandas as pd
 import torch
+from plotly.subplots import make_subplots
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -70,8 +71,6 @@ class History:
         Overfitting shows as the validation loss turning up (and validation AUROC flattening or falling)
         while the training loss keeps falling.
         """
-        from plotly.subplots import make_subplots
-
         t = self.table
         fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (masked BCE)", "macro AUROC"))
         styles = {"train": dict(color="#1f77b4"), "val": dict(color="#d62728")}
