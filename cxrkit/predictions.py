@@ -19,7 +19,21 @@ import pandas as pd
 
 from cxrkit.metrics import predictions_table
 
-__all__ = ["Predictions"]
+__all__ = ["Predictions", "film_positions"]
+
+
+def film_positions(known: Sequence[str] | pd.Index, rows: pd.DataFrame | Sequence | np.ndarray, *, what: str,
+                   hint: str) -> np.ndarray:
+    """Return where each of ``rows``' films (a study table with ``image_id``, or image ids) sits among ``known`` ids (notebooks 04, 07).
+
+    A film not among them raises one ``KeyError``: "no <what> for n of the N films (e.g. '<id>'); <hint>".
+    """
+    ids = (rows["image_id"] if isinstance(rows, pd.DataFrame) else pd.Series(list(rows))).astype(str)
+    position = pd.Series(np.arange(len(known)), index=pd.Index(known).astype(str))
+    missing = ids[~ids.isin(position.index)]
+    if len(missing):
+        raise KeyError(f"no {what} for {len(missing)} of the {len(ids)} films (e.g. {missing.iloc[0]!r}); {hint}")
+    return position.loc[ids].to_numpy()
 
 
 class Predictions:
@@ -89,10 +103,6 @@ class Predictions:
 
     def on(self, rows: pd.DataFrame | Sequence | np.ndarray, labels: Sequence[str] | None = None) -> np.ndarray:
         """Return the ``N×K`` probabilities of ``rows`` (a study table with ``image_id``, or image ids), in their order (notebook 04)."""
-        ids = (rows["image_id"] if isinstance(rows, pd.DataFrame) else pd.Series(list(rows))).astype(str).to_numpy()
         wide = self.wide()
-        missing = pd.Index(ids).difference(wide.index)
-        if len(missing):
-            raise KeyError(f"no prediction for {len(missing)} of the {len(ids)} films (e.g. {missing[0]!r}); "
-                           f"these predictions hold {self.splits}")
-        return wide.loc[ids, list(labels) if labels is not None else self.labels].to_numpy(dtype=float)
+        rows_at = film_positions(wide.index, rows, what="prediction", hint=f"these predictions hold {self.splits}")
+        return wide.iloc[rows_at][list(labels) if labels is not None else self.labels].to_numpy(dtype=float)

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cxrkit import store
+from cxrkit.predictions import film_positions
 from cxrkit.text.pretrained import MINILM_PACKAGE, load_pretrained_model, load_pretrained_tokenizer
 from cxrkit.text.sources import report_text
 
@@ -50,13 +51,7 @@ class SentenceEmbeddings:
 
     def on(self, rows: pd.DataFrame | Sequence[str]) -> np.ndarray:
         """Return the vectors of ``rows`` (a study table with ``image_id``, or image ids), in their order."""
-        wanted = (rows["image_id"] if isinstance(rows, pd.DataFrame) else pd.Series(list(rows))).astype(str)
-        position = pd.Series(np.arange(len(self.ids)), index=self.ids)
-        missing = wanted[~wanted.isin(position.index)]
-        if len(missing):
-            raise KeyError(f"no sentence embedding for {len(missing)} of the {len(wanted)} films "
-                           f"(e.g. {missing.iloc[0]!r}); embed the table that holds them")
-        return self.vectors[position.loc[wanted].to_numpy()]
+        return self.vectors[film_positions(self.ids, rows, what="sentence embedding", hint="embed the table that holds them")]
 
 
 @torch.no_grad()
