@@ -6,13 +6,17 @@ Taught in notebook 02 (image CNN).
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Protocol
+import queue
+import threading
+from typing import Any, Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ImageDataset", "TensorDictDataset", "BatchLoader", "BatchSource"]
+__all__ = ["ImageDataset", "TensorDictDataset", "BatchLoader", "BatchSource", "prefetch", "pinned"]
+
+T = TypeVar("T")
 
 
 class BatchSource(Protocol):
@@ -188,3 +192,68 @@ class BatchLoader:
         clone = copy.copy(self)
         clone.dataset = self.dataset.to(device)
         return clone
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Yield ``items`` in order while a background thread prepares up to ``depth`` ahead (notebook 02).
+
+    On a GPU whose memory cannot hold the image cache, batches are cut (and augmented, and pinned) on the host:
+    this overlaps that work with the GPU's, as a ``DataLoader``'s workers would, without per-sample processes. An
+    error in the thread is raised here; leaving the loop early stops the thread.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as err:  # handed to the consumer, raised there
+            put(_Failed(err))
+        put(done)
+
+    thread = threading.Thread(target=work, name="cxrkit-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def pinned(batches: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(rows, (inputs, targets))`` with every CPU tensor in page-locked memory, so its copy to a GPU overlaps compute (notebook 02)."""
+    def pin(value: Any) -> Any:
+        if isinstance(value, Tensor) and value.device.type == "cpu":
+            return value.pin_memory()
+        if isinstance(value, dict):
+            return {k: pin(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(pin(v) for v in value)
+        return value
+
+    for rows, batch in batches:
+        yield rows, pin(batch)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..atomic import replacing
 from ..devices import default_channels_last, describe_device, pick_device, resolve_amp, synchronize
 from ..metrics import macro_auroc
-from .data import BatchLoader
+from .data import BatchLoader, pinned, prefetch
 from .distributed import all_gather_objects, broadcast_buffers, gather_rows, world
 from .resume import TrainingPaused, load_training_state, rng_state, save_training_state, set_rng_state
 from .losses import apply_uncertainty_policy, balanced_pos_weight, masked_bce_with_logits
@@ -98,7 +98,7 @@ class History:
 
 def _to_device(inputs: Any, device: torch.device, channels_last: bool) -> Any:
     if isinstance(inputs, Tensor):
-        if device.type == "cuda" and inputs.device.type == "cpu":
+        if device.type == "cuda" and inputs.device.type == "cpu" and not inputs.is_pinned():
             inputs = inputs.pin_memory()  # page-locked, so the copy below overlaps with compute
         inputs = inputs.to(device, non_blocking=True)
         if channels_last and inputs.ndim == 4:
@@ -149,12 +149,11 @@ def _sharded(loader: Iterable, *, split_batch: bool) -> BatchLoader:
     return loader.sharded(w.rank, w.size, split_batch=split_batch)
 
 
-def _indexed(loader: Iterable, with_rows: bool) -> Iterator[tuple[Tensor | None, Any]]:
-    if with_rows:
-        yield from loader.indexed()  # type: ignore[attr-defined]
-    else:
-        for batch in loader:
-            yield None, batch
+def _indexed(loader: Iterable, with_rows: bool, device: torch.device) -> Iterator[tuple[Tensor | None, Any]]:
+    """Iterate ``(dataset rows or None, batch)``; batches cut on the host for a GPU are pinned and prefetched in a thread."""
+    batches = loader.indexed() if with_rows else ((None, batch) for batch in loader)  # type: ignore[attr-defined]
+    on_host = device.type == "cuda" and getattr(getattr(loader, "dataset", None), "device", device) != device
+    yield from prefetch(pinned(batches)) if on_host else batches
 
 
 def _gathered(index: Tensor, logits: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -211,7 +210,7 @@ def _collect_logits(model: nn.Module, loader: Iterable, device: torch.device, dt
     model.eval()
     logits, targets, rows = [], [], []
     with _augment_mode(loader, False):
-        for index, batch in _indexed(loader, distributed):
+        for index, batch in _indexed(loader, distributed, device):
             inputs, y = _split_batch(batch)
             with _autocast(device, dtype):
                 out = _forward(model, _to_device(inputs, device, channels_last))
@@ -455,7 +454,7 @@ def fit(
         outs, tgts, idxs, n_images = [], [], [], 0
         recent: collections.deque = collections.deque(maxlen=max(bn_refresh_batches, 1))
         with _augment_mode(train_batches, True):
-            for index, batch in _indexed(train_batches, w.distributed):
+            for index, batch in _indexed(train_batches, w.distributed, device):
                 inputs, targets = _split_batch(batch)
                 if targets is None:
                     raise ValueError("training batches must be (inputs, targets) pairs")
