@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import plotly.io as pio
 import pydicom
+from plotly.offline import get_plotlyjs
 from pydicom.multival import MultiValue
 
 from cxrkit.io.images import DICOM_SUFFIXES, RASTER_SUFFIXES
@@ -376,8 +378,6 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 def _render_plotly(nb: dict[str, Any]) -> bool:
     """Give each plotly figure output an HTML rendering (nbconvert cannot draw the plotly mimetype); True if any."""
-    import plotly.io as pio
-
     found = False
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
@@ -431,8 +431,6 @@ _PLOTLY_PLACEHOLDER = "<!-- cxrkit: plotly.js -->"
 
 def _plotly_script() -> str:
     """plotly.js inline, once per report, so figures draw offline."""
-    from plotly.offline import get_plotlyjs
-
     return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plotly.io as pio
 
 from cxrkit import __version__
 from cxrkit.atomic import write_text
@@ -263,8 +264,6 @@ class RunRecord:
 
     def figure(self, name: str, fig: Any) -> Path:
         """Save a plotly figure as JSON beside the record and remember its path."""
-        import plotly.io as pio
-
         out = self.folder / "figures" / f"{self.notebook}-{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(pio.to_json(fig))
