@@ -150,7 +150,7 @@ def _plugins(uid: str) -> str:
     """The decoder plugins pydicom has for ``uid`` here, in the order it tries them."""
     from pydicom.pixels import get_decoder
 
-    return "/".join(get_decoder(uid).available_plugins)
+    return "/".join(get_decoder(uid).available_plugins) or "no decoder installed"
 
 
 def _formats(folder: Path, n: int) -> dict[str, tuple[str, Callable[[], list[Path]] | str]]:
