@@ -272,12 +272,13 @@ def test_exact_mode_catches_a_small_drift_that_the_spread_forgives(recorded_spre
     shutil.copytree(reference, edited)
     record = json.loads((edited / "01_tiny.record.json").read_text())
     record["metrics"]["score"] += 1e-3
-    record["environment"]["cpu_capability"] = "AVX512"
+    other = "AVX2" if torch.backends.cpu.get_cpu_capability() == "AVX512" else "AVX512"  # never this machine's own
+    record["environment"]["cpu_capability"] = other
     (edited / "01_tiny.record.json").write_text(json.dumps(record))
     assert _reproduce_cli(edited, notebooks, tmp / "runs", "exact", "--exact") == 1
     out = capsys.readouterr().out
     assert "tolerances from the spread" not in out
-    assert f"cpu_capability: AVX512 (reference) vs {torch.backends.cpu.get_cpu_capability()} (now)" in out
+    assert f"cpu_capability: {other} (reference) vs {torch.backends.cpu.get_cpu_capability()} (now)" in out
     assert " score " in next(line for line in out.splitlines() if line.rstrip().endswith("FAIL"))
     rows = compare_runs(load_run(edited).metrics, load_run_metrics(tmp / "runs" / "exact"),
                         spread=load_spread(edited / "spread.json")["metrics"])
