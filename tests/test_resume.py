@@ -135,3 +135,10 @@ def test_an_interrupted_cxrkit_train_resumes_and_ends_identical_to_an_uninterrup
     assert _same(*weights)
     again = _cxrkit_train(tmp_path / "resumed")
     assert again.returncode == 0 and "already trained, nothing to do" in again.stdout
+
+
+def test_cxrkit_train_refuses_a_stop_after_that_is_not_a_positive_number():
+    done = subprocess.run([sys.executable, "-m", "cxrkit", "train", "--stop-after", "0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "expected a positive number of epochs, got '0'" in done.stderr
+    assert "Traceback" not in done.stderr

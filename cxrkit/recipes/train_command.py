@@ -97,13 +97,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _epochs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of epochs, got {text!r}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add ``cxrkit train`` to the command line."""
     p = subparsers.add_parser("train", help="train notebook 02's image model (one device, or several under torchrun)")
     p.add_argument("--profile", default="class", choices=sorted(PROFILES), help="parameter set (default: class)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="override one parameter (repeatable), e.g. -p dataset mimic-cxr-jpg -p data_root /data/mimic")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+    p.add_argument("--stop-after", type=_epochs, default=None, metavar="N",
                    help=f"pause after N epochs of this run, keeping the state to resume from (exit {PAUSED_EXIT})")
     p.add_argument("--force", action="store_true", help="train again even when a saved model matches")
     p.set_defaults(func=_cmd_train)
