@@ -24,12 +24,12 @@ import torch
 from cxrkit.devices import describe_device, pick_device, resolve_amp
 from cxrkit.labels import evaluation_targets
 from cxrkit.metrics import macro_auroc
-from cxrkit.runner import parse_overrides
 from cxrkit.prep import prepare
 from cxrkit.profiles import PROFILES, get_profile, validate_params
 from cxrkit.recipes.image import ImageRecipe, image_state_path, load_image_model, trained_image_model
+from cxrkit.runner import parse_overrides
 from cxrkit.train import TrainingPaused
-from cxrkit.train.distributed import World, barrier, close_distributed, init_distributed
+from cxrkit.train.distributed import World, all_gather_objects, barrier, close_distributed, init_distributed
 
 __all__ = ["PAUSED_EXIT", "run_report", "train_image_model"]
 
@@ -43,10 +43,9 @@ def _say(w: World, message: str) -> None:
 
 
 def run_report(w: World, device: torch.device) -> dict[str, Any]:
-    """What this run trains on: world size, backend, every rank's device, the precision (notebook 02)."""
+    """What this run trains on: world size, backend, every rank's device (as that rank describes it), the precision (notebook 02)."""
     dtype = resolve_amp(device, None)
-    devices = [describe_device(torch.device("cuda", r)) for r in range(w.size)] if device.type == "cuda" and w.distributed \
-        else [describe_device(device)] * w.size
+    devices = all_gather_objects(describe_device(device))
     return {"world_size": w.size, "backend": w.backend or "none (one process)", "devices": devices,
             "precision": f"{str(dtype).removeprefix('torch.')} autocast" if dtype else "float32"}
 
