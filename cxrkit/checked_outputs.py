@@ -21,7 +21,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from cxrkit.lazy import lazy_import
 from cxrkit.paths import REPO_ROOT
+
+nbformat = lazy_import("nbformat")
+nbval_plugin = lazy_import("nbval.plugin")
 
 #: The sanitize file ``make test`` gives nbval.
 SANITIZE_CONFIG = REPO_ROOT / "tests" / "nbval_sanitize.cfg"
@@ -40,11 +44,9 @@ Outputs = dict[str, list[Any]]
 
 def sanitize_patterns(path: str | Path = SANITIZE_CONFIG) -> list[tuple[str, str]]:
     """Read the ``regex:``/``replace:`` pairs of an nbval sanitize file, as nbval does (``cxrkit spread``)."""
-    from nbval.plugin import get_sanitize_patterns
-
     path = Path(path)
     try:
-        return list(get_sanitize_patterns(path.read_text()))
+        return list(nbval_plugin.get_sanitize_patterns(path.read_text()))
     except OSError as err:
         raise ValueError(f"{path}: cannot read the nbval sanitize file ({err.strerror or err})") from None
 
@@ -59,31 +61,24 @@ def _sanitize(value: Any, patterns: Iterable[tuple[str, str]]) -> Any:
 
 def _as_notebook(nb: Mapping[str, Any] | Any) -> Any:
     """A NotebookNode with multi-line text joined, as ``nbformat.read`` gives nbval."""
-    import nbformat
-
     return nb if isinstance(nb, nbformat.NotebookNode) else nbformat.reads(json.dumps(nb), as_version=4)
 
 
 def is_checked(cell: Mapping[str, Any]) -> bool:
     """True when nbval in lax mode compares this code cell's outputs (comment marker or tag; a skipped cell never) (``cxrkit spread``)."""
-    from nbval.plugin import find_comment_markers, find_metadata_tags
-
     if cell.get("cell_type") != "code":
         return False
-    options = dict(find_metadata_tags(cell.get("metadata", {})))
-    options.update(find_comment_markers(cell.get("source", "")))
+    options = dict(nbval_plugin.find_metadata_tags(cell.get("metadata", {})))
+    options.update(nbval_plugin.find_comment_markers(cell.get("source", "")))
     return bool(options.get("check")) and not options.get("skip")
 
 
 def comparable_outputs(outputs: list[Any], patterns: Iterable[tuple[str, str]]) -> Outputs:
     """Flatten one cell's outputs the way nbval compares them: joined streams, ``{field: [sanitized values]}`` (``cxrkit spread``)."""
-    import nbformat
-    from nbval.plugin import coalesce_streams, transform_streams_for_comparison
-
     patterns = list(patterns)
     flat: dict[str, list[Any]] = defaultdict(list)
     copies = [nbformat.from_dict(o) for o in outputs]  # nbval joins streams in place: work on copies
-    for output in transform_streams_for_comparison(coalesce_streams(copies)):
+    for output in nbval_plugin.transform_streams_for_comparison(nbval_plugin.coalesce_streams(copies)):
         for key, value in output.items():
             if key in SKIP_COMPARE:
                 continue
@@ -156,8 +151,6 @@ def frozen_differences(notebooks_dir: str | Path, record: Mapping[str, Any], *, 
                        patterns: Iterable[tuple[str, str]] | None = None,
                        notebooks: Iterable[str] | None = None) -> list[str]:
     """Compare every frozen checked output in ``notebooks_dir`` with every seed's recorded one; one line per problem, naming notebook, cell and seed (``tests/test_checked_outputs.py``)."""
-    import nbformat
-
     patterns = sanitize_patterns() if patterns is None else list(patterns)
     problems: list[str] = []
     seeds = [str(s) for s in record.get("seeds", [])]

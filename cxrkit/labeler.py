@@ -43,6 +43,9 @@ import yaml
 from tqdm.auto import tqdm
 
 from cxrkit.labels import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
+from cxrkit.lazy import lazy_import
+
+sklearn_metrics = lazy_import("sklearn.metrics")  # seconds to import: only the agreement table needs it
 
 __all__ = [
     "Mention", "Cue", "Labeler", "default_labeler", "find_mentions", "classify_mention", "label_report",
@@ -547,8 +550,6 @@ def agreement_table(predicted: pd.DataFrame, truth: pd.DataFrame, *, uncertain_a
     ``predicted_positive`` the number of positives in ``predicted``; precision is NaN when nothing was
     predicted positive and recall is NaN when nothing is truly positive.
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
     labels = [name for name in CHEXPERT_LABELS if name in predicted.columns and name in truth.columns]
     if not labels:
         raise ValueError("predicted and truth share none of the 14 CheXpert label columns")
@@ -563,7 +564,7 @@ def agreement_table(predicted: pd.DataFrame, truth: pd.DataFrame, *, uncertain_a
     for name in labels:
         y_pred = np.isin(pd.to_numeric(predicted.loc[common, name], errors="raise").to_numpy(float), positive)
         y_true = np.isin(pd.to_numeric(truth.loc[common, name], errors="raise").to_numpy(float), positive)
-        precision, recall, f1, _ = precision_recall_fscore_support(
+        precision, recall, f1, _ = sklearn_metrics.precision_recall_fscore_support(
             y_true, y_pred, average="binary", pos_label=True, zero_division=np.nan)
         rows.append({"observation": name, "precision": float(precision), "recall": float(recall), "f1": float(f1),
                      "support": int(y_true.sum()), "predicted_positive": int(y_pred.sum()), "n": int(len(common))})

@@ -18,7 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cxrkit.lazy import lazy_import
 from cxrkit.profiles import CLASS
+
+nbformat = lazy_import("nbformat")
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 REPORT_CALL = "environment_report"
@@ -183,8 +186,6 @@ def freeze_checked_outputs(source: dict[str, Any], executed: dict[str, Any]) -> 
 
 def ensure_colab_setup_cell(path: str | Path) -> bool:
     """Insert the ``colab-setup`` cell before a notebook's imports cell unless it is there; True if added (README "Working elsewhere")."""
-    import nbformat
-
     path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]

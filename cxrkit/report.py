@@ -52,6 +52,10 @@ from plotly.offline import get_plotlyjs
 from pydicom.multival import MultiValue
 
 from cxrkit.io.images import DICOM_SUFFIXES, RASTER_SUFFIXES
+from cxrkit.lazy import lazy_import
+
+nbconvert = lazy_import("nbconvert")  # seconds to import; only the HTML export needs it
+nbformat = lazy_import("nbformat")
 
 MASK = "[patient identifier removed]"
 
@@ -392,11 +396,8 @@ def _render_plotly(nb: dict[str, Any]) -> bool:
 
 def _export(nb: dict[str, Any]) -> tuple[str, str]:
     """Render one notebook with nbconvert's HTML exporter; return its <head> styles and its <body> content."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
     _render_plotly(nb)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.from_dict(nb))
+    body, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nbformat.from_dict(nb))
     head = "\n".join(re.findall(r"<style[^>]*>.*?</style>|<script[^>]*>.*?</script>", body.split("</head>")[0], re.S))
     inner = re.search(r"<body[^>]*>(.*)</body>", body, re.S)
     return head, inner.group(1) if inner else body

@@ -24,7 +24,10 @@ import plotly.io as pio
 
 from cxrkit import __version__
 from cxrkit.atomic import write_text
+from cxrkit.lazy import lazy_import
 from cxrkit.paths import REPO_ROOT
+
+torch = lazy_import("torch")  # `cxrkit prep` and the run records start without torch; seeding and reports load it
 
 #: Environment variable the runner sets so every notebook of one run writes into one folder.
 RUN_DIR_ENV = "CXRKIT_RUN_DIR"
@@ -35,8 +38,6 @@ def seed_everything(seed: int, *, threads: int | None = None, deterministic: boo
 
     Same machine + same seed + same thread count → the same numbers. Returns what was set, for the run record.
     """
-    import torch
-
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
@@ -94,8 +95,6 @@ def git_commit(root: Path = REPO_ROOT) -> str | None:
 
 def device_description() -> dict[str, str]:
     """Describe the accelerator torch will use: CUDA (with the GPU's name), MPS, or CPU."""
-    import torch
-
     if torch.cuda.is_available():
         return {"device": "cuda", "device_name": torch.cuda.get_device_name(0)}
     mps = getattr(torch.backends, "mps", None)
@@ -152,8 +151,6 @@ def _first(pattern: str, text: str) -> str | None:
 
 def numeric_libraries() -> dict[str, str]:
     """Return what moves the last digits of CPU arithmetic: torch's CPU capability, BLAS and OpenMP, numpy's BLAS (notebook 00)."""
-    import torch
-
     config = torch.__config__.show()
     blas = _first(r"BLAS_INFO=([\w.-]+)", config) or "unknown"
     if blas.lower() == "mkl":
@@ -177,8 +174,6 @@ def numeric_libraries() -> dict[str, str]:
 
 def environment_report() -> EnvironmentReport:
     """Report python, torch, numpy, device, CPU model and capability, BLAS/OpenMP, threads, the numeric environment variables, cxrkit version and git commit (notebook 00)."""
-    import torch
-
     facts: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),

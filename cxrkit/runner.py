@@ -21,10 +21,13 @@ import yaml
 
 from cxrkit.errors import CxrkitError
 from cxrkit.kernels import IPCKernelManager
+from cxrkit.lazy import lazy_import
 from cxrkit.paths import REPO_ROOT
 from cxrkit.profiles import PROFILES, check_profile, validate_params
 from cxrkit.report import build_report
 from cxrkit.repro import RUN_DIR_ENV
+
+papermill = lazy_import("papermill")  # seconds to import; `cxrkit --help` never needs it
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 
@@ -110,12 +113,10 @@ def _read_metrics(run_folder: Path, nb_name: str) -> dict[str, Any]:
 def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], run_folder: Path,
                      timeout: int | None = None) -> None:
     """Run one notebook with papermill into ``dst``, with the run folder exported to its kernel."""
-    import papermill as pm
-
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_folder.resolve())
     try:
-        pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(src.parent),
+        papermill.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(src.parent),
                             progress_bar=False, request_save_on_cell_execute=True,
                             execution_timeout=timeout, kernel_name="python3",
                             kernel_manager_class=IPCKernelManager)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 from cxrkit.artifacts import HASHED_SUFFIXES, PACKAGE_ROOT, code_version
 from cxrkit.atomic import replacing, write_text
-from cxrkit.checked_outputs import checked_outputs, frozen_differences, sanitize_patterns, seed_dependent_cells
+from cxrkit.checked_outputs import checked_outputs, frozen_differences, nbformat, sanitize_patterns, seed_dependent_cells
 from cxrkit.paths import REPO_ROOT, cxrkit_home
 from cxrkit.profiles import check_profile, validate_params
 from cxrkit.reproduce import (  # noqa: F401
@@ -307,8 +307,6 @@ def collect_spread(profile: str, runs: Sequence[SeedRun], notebooks: Sequence[st
 def collect_checked(profile: str, runs: Sequence[SeedRun], notebooks: Sequence[str],
                     patterns: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Return every complete seed's sanitized outputs of every checked cell: ``{"notebooks": {nb: {cell: {seed: outputs}}}}`` (``cxrkit spread``)."""
-    import nbformat
-
     good = [r for r in runs if not r.error]
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     for nb in notebooks:

@@ -50,6 +50,10 @@ from cxrkit.explain.localization_metrics import film_scores, match_regions
 from cxrkit.explain.localize import CLUSTER_METHODS, Regions, localize
 from cxrkit.explain.raster import outline_pixels, png_data_uri
 from cxrkit.explain.truth import as_map, as_truth_mask, truth_objects
+from cxrkit.lazy import lazy_import
+
+ipywidgets = lazy_import("ipywidgets")  # only a live Jupyter kernel builds the widgets; the view functions are tested without
+ipython_display = lazy_import("IPython.display")
 
 __all__ = ["ExplorerState", "ExplorerView", "explorer_view", "explorer_svg", "explorer_figure", "LocalizationExplorer",
            "CSS_CLASSES"]
@@ -236,8 +240,6 @@ class LocalizationExplorer:
                  film_labels: Sequence[str] | None = None, threshold: float = 0.7,
                  threshold_range: tuple[float, float, float] = (0.05, 0.95, 0.05),
                  clustering: str = "single_linkage", **localize_kw: Any):
-        import ipywidgets as W
-
         self.films = np.asarray(films)
         if self.films.ndim != 3:
             raise ValueError(f"films must be (N, H, W); got shape {self.films.shape}")
@@ -254,17 +256,17 @@ class LocalizationExplorer:
         if len(labels) != n:
             raise ValueError(f"{len(labels)} film labels for {n} films")
         low, high, step = threshold_range
-        self.film = W.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0, description="film")
-        self.method = W.Dropdown(options=list(self.maps), value=list(self.maps)[0], description="method")
-        self.threshold = W.FloatSlider(value=float(threshold), min=low, max=high, step=step, description="threshold",
+        self.film = ipywidgets.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0, description="film")
+        self.method = ipywidgets.Dropdown(options=list(self.maps), value=list(self.maps)[0], description="method")
+        self.threshold = ipywidgets.FloatSlider(value=float(threshold), min=low, max=high, step=step, description="threshold",
                                        continuous_update=False, readout_format=".2f")
-        self.clustering = W.Dropdown(options=list(CLUSTER_METHODS), value=clustering, description="clustering")
-        self.counts = W.HTML()
-        self.figure = W.HTML()
+        self.clustering = ipywidgets.Dropdown(options=list(CLUSTER_METHODS), value=clustering, description="clustering")
+        self.counts = ipywidgets.HTML()
+        self.figure = ipywidgets.HTML()
         for name in ("film", "method", "threshold", "clustering", "counts", "figure"):
             getattr(self, name).add_class(CSS_CLASSES[name])
-        controls = W.HBox([W.VBox([self.film, self.method]), W.VBox([self.threshold, self.clustering])])
-        self.widget = W.VBox([controls, self.counts, self.figure])
+        controls = ipywidgets.HBox([ipywidgets.VBox([self.film, self.method]), ipywidgets.VBox([self.threshold, self.clustering])])
+        self.widget = ipywidgets.VBox([controls, self.counts, self.figure])
         self.widget.add_class(CSS_CLASSES["container"])
         for control in (self.film, self.method, self.threshold, self.clustering):
             control.observe(lambda _change: self.redraw(), names="value")
@@ -287,6 +289,4 @@ class LocalizationExplorer:
         return view
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        ipython_display.display(self.widget)

@@ -5,6 +5,7 @@ models are imported from their own modules (``cxrkit.models.text``, ``cxrkit.mod
 """
 from typing import Any
 
+from . import image
 from .image import (
     IMAGE_MODELS,
     TORCHVISION_MODELS,
@@ -31,7 +32,5 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """``VGG16``, ``ResNet18`` and ``DenseNet121`` come from :mod:`cxrkit.models.torchvision_nets` when first asked for (torchvision is slow to import)."""
     if name in TORCHVISION_MODELS:
-        from . import image
-
         return getattr(image, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

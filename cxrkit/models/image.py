@@ -23,6 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CxrkitError
+from ..lazy import lazy_import
+
+torchvision_nets = lazy_import("cxrkit.models.torchvision_nets")  # torchvision takes seconds to import: on first use
 
 __all__ = [
     "IMAGE_MODELS",
@@ -133,9 +136,7 @@ TORCHVISION_MODELS: tuple[str, ...] = ("VGG16", "ResNet18", "DenseNet121")
 def __getattr__(name: str) -> Any:
     """Hand out the torchvision architectures (``VGG16``, ``ResNet18``, ``DenseNet121``) without importing torchvision before they are asked for."""
     if name in TORCHVISION_MODELS:
-        from .torchvision_nets import DenseNet121, ResNet18, VGG16  # optional part: torchvision is imported only here
-
-        return {"VGG16": VGG16, "ResNet18": ResNet18, "DenseNet121": DenseNet121}[name]
+        return getattr(torchvision_nets, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cxrkit.text.pretrained import load_pretrained_model
+
 
 class TextCNN(nn.Module):
     """Embedding → parallel 1-D convolutions (one per width) → ReLU → max over real tokens → dropout → K logits (notebook 03).
@@ -100,8 +102,6 @@ class MiniLMClassifier(nn.Module):
         dropout: float = 0.1,
     ):
         super().__init__()
-        from cxrkit.text.pretrained import load_pretrained_model
-
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         self.encoder = load_pretrained_model(path)

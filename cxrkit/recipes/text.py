@@ -32,6 +32,12 @@ from cxrkit.predictions import Predictions
 from cxrkit.prep import prepare
 from cxrkit.recipes.config import RecipeConfig
 from cxrkit.text import PAD_ID, Vocabulary, choose_max_len, fit_vocabulary, text_for_source
+from cxrkit.text.pretrained import (
+    encode_wordpieces,
+    init_embedding_from_pretrained,
+    load_pretrained_tokenizer,
+    principal_embedding_matrix,
+)
 from cxrkit.text.sources import DEFAULT_TEXT_SOURCE, TEXT_SOURCES
 from cxrkit.train import BatchLoader, History, TensorDictDataset, fit, predict
 
@@ -155,8 +161,6 @@ def fit_text_encoder(table: pd.DataFrame, source: str, *, arch: str = "cnn",
     texts = text_for_source(table, _check_source(source))
     train = texts[(table["split"] == "train").to_numpy()]
     if arch == "minilm":
-        from cxrkit.text.pretrained import load_pretrained_tokenizer
-
         tokenizer = load_pretrained_tokenizer()
         lengths = [len(ids) for ids in tokenizer(list(train), truncation=False)["input_ids"]]
         return tokenizer, choose_max_len(lengths, quantile, minimum=2)
@@ -172,8 +176,6 @@ def text_inputs(table: pd.DataFrame, source: str, vocab: Vocabulary | Any, max_l
     texts = text_for_source(table, _check_source(source))
     if isinstance(vocab, Vocabulary):
         return {"input_ids": vocab.encode(texts, int(max_len))}
-    from cxrkit.text.pretrained import encode_wordpieces
-
     return encode_wordpieces(vocab, texts, int(max_len))
 
 
@@ -251,8 +253,6 @@ def new_text_model(P: Mapping[str, Any] | TextRecipe, vocab: Vocabulary | Any, *
         model.embedding.weight[PAD_ID].zero_()
     report = None
     if pretrained:
-        from cxrkit.text.pretrained import init_embedding_from_pretrained, principal_embedding_matrix
-
         vectors = principal_embedding_matrix(int(CNN_SETTINGS["embed_dim"])).matrix
         report = init_embedding_from_pretrained(model, vocab, matrix=vectors)
     return model, report
@@ -362,8 +362,6 @@ def _write_encoder(vocab: Vocabulary | Any, folder: Path) -> dict[str, Any]:
 def _read_encoder(info: dict[str, Any], folder: Path) -> Vocabulary | Any:
     if info.get("kind") == "vocabulary":
         return Vocabulary.load(folder / info["file"])
-    from cxrkit.text.pretrained import load_pretrained_tokenizer
-
     path = info.get("path") or None
     return load_pretrained_tokenizer(path if path and Path(path).is_dir() else None)
 

