@@ -1,7 +1,8 @@
 """The ``cxrkit`` command line: one subcommand per module that registers itself (``cxrkit run``, ``cxrkit synth`` …).
 
 Each subcommand lives beside the code it drives and exposes ``register(subparsers)``, which adds an
-argparse parser whose ``func`` default takes the parsed namespace and returns an exit code.
+argparse parser whose ``func`` default takes the parsed namespace and returns an exit code; :data:`SUBCOMMANDS`
+names that module, so a command imports only its own module (``cxrkit prep`` never waits for torch).
 An expected error — the kit's own (:class:`cxrkit.errors.CxrkitError`) or the system's about a named file
 (missing, unwritable) — prints one message, ``cxrkit <command>: …``, and exits 2; anything else is a bug and
 keeps its traceback (exit 1). ``--debug`` (or ``CXRKIT_DEBUG=1``) shows the traceback of expected errors too.
@@ -21,26 +22,34 @@ USAGE_ERROR = 2
 #: The environment variable that, set to 1, makes every error show its traceback (as ``--debug`` does).
 DEBUG_ENV = "CXRKIT_DEBUG"
 
-#: Modules that define a ``register(subparsers)`` function, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "cxrkit.runner",
-    "cxrkit.synth.cli",
-    "cxrkit.prep",
-    "cxrkit.fetch",
-    "cxrkit.student",
-    "cxrkit.recipes.course",
-    "cxrkit.recipes.train_command",
-    "cxrkit.spread",
-    "cxrkit.reproduce",
-    "cxrkit.report",
-)
+#: Each subcommand and the module that registers it (``register(subparsers)``), in the order ``--help`` lists them.
+SUBCOMMANDS: dict[str, str] = {
+    "run": "cxrkit.runner",
+    "synth": "cxrkit.synth.cli",
+    "prep": "cxrkit.prep",
+    "label": "cxrkit.prep",
+    "fetch": "cxrkit.fetch",
+    "student": "cxrkit.student",
+    "course-models": "cxrkit.recipes.course",
+    "train": "cxrkit.recipes.train_command",
+    "spread": "cxrkit.spread",
+    "reproduce": "cxrkit.reproduce",
+    "report": "cxrkit.report",
+}
+#: The modules behind :data:`SUBCOMMANDS`, each once.
+SUBCOMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(SUBCOMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser: with only ``command``'s module imported when it names a subcommand, else with all.
+
+    ``cxrkit prep …`` then starts without importing what ``cxrkit train`` needs (torch, the recipes); ``cxrkit
+    --help`` and an unknown command import every module, so the help and argparse's error list every subcommand.
+    """
     parser = argparse.ArgumentParser(prog="cxrkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    names = (SUBCOMMANDS[command],) if command in SUBCOMMANDS else SUBCOMMAND_MODULES
+    for name in names:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -50,10 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     parser.add_argument("--debug", action="store_true", help=f"show the traceback of any error (or set {DEBUG_ENV}=1)")
-    for command in sub.choices.values():  # also accepted after the command: `cxrkit run --debug`
-        if "--debug" not in command._option_string_actions:
-            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for parsed in sub.choices.values():  # also accepted after the command: `cxrkit run --debug`
+        if "--debug" not in parsed._option_string_actions:
+            parsed.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` asks for: its first word that is not a flag (``cxrkit --debug prep …`` → ``prep``)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def expected_error(err: BaseException) -> str | None:
@@ -68,7 +82,8 @@ def expected_error(err: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cxrkit`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
