@@ -22,15 +22,13 @@ from typing import Any
 
 
 class LazyModule(types.ModuleType):
-    """A stand-in for the module ``name`` that imports it when an attribute is first asked for."""
+    """A stand-in for the module ``name`` that imports it when an attribute is first asked for.
+
+    It defines no public attribute of its own, so none can shadow one of the real module's (see :func:`is_loaded`).
+    """
 
     def __init__(self, name: str) -> None:
         super().__init__(name, f"imported on first use by cxrkit.lazy: {name}")
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the real module has been imported (by anyone)."""
-        return self.__name__ in sys.modules
 
     def __getattr__(self, attr: str) -> Any:
         # Called only for attributes this stand-in does not hold itself: ask the real module every time, so a test
@@ -41,7 +39,7 @@ class LazyModule(types.ModuleType):
         return dir(importlib.import_module(self.__name__))
 
     def __repr__(self) -> str:
-        return f"<lazy module {self.__name__!r}{' (loaded)' if self.loaded else ''}>"
+        return f"<lazy module {self.__name__!r}{' (loaded)' if is_loaded(self) else ''}>"
 
 
 def lazy_import(name: str) -> types.ModuleType:
@@ -49,3 +47,8 @@ def lazy_import(name: str) -> types.ModuleType:
     if not name or name.startswith("."):
         raise ValueError(f"lazy_import needs an absolute module name, got {name!r}")
     return LazyModule(name)
+
+
+def is_loaded(module: types.ModuleType) -> bool:
+    """Whether the real module behind ``module`` (a stand-in or a module) has been imported, by anyone (plumbing)."""
+    return module.__name__ in sys.modules
