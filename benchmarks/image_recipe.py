@@ -32,6 +32,7 @@ from cxrkit.prep import prepare, resolve_dataset
 from cxrkit.profiles import get_profile
 from cxrkit.recipes.controls import planted_control_model, planted_films, planted_probabilities
 from cxrkit.recipes.image import image_fit_settings, image_loaders, new_image_model
+from cxrkit.spread import parse_seeds
 from cxrkit.train import fit, predict
 
 FOCAL = ("Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Cardiomegaly")
@@ -110,14 +111,6 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names)] + ["| " + " | ".join(r) + " |" for r in cells])
 
 
-def seeds_of(text: str) -> list[int]:
-    """``"0-4"`` → [0, 1, 2, 3, 4]; ``"0,3"`` → [0, 3]."""
-    if "-" in text:
-        lo, hi = (int(part) for part in text.split("-"))
-        return list(range(lo, hi + 1))
-    return [int(part) for part in text.split(",")]
-
-
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per variant, over its seeds: the worst and mean test macro AUROC and best method's pointing game, and each method's worst mean."""
     grouped = table.groupby("variant", sort=False)
@@ -144,7 +137,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     _, root = resolve_dataset(P)
     wanted = list(VARIANTS) if args.variants == "all" else [
         n for n in VARIANTS if any(n.startswith(w.strip()) for w in args.variants.split(","))]
-    seeds = seeds_of(args.seeds)
+    seeds = parse_seeds(args.seeds)
     rows = []
     for name in wanted:
         for seed in seeds:

@@ -24,20 +24,13 @@ from cxrkit.explain.truth import pointing_game
 from cxrkit.prep import prepare
 from cxrkit.profiles import use_profile
 from cxrkit.recipes.controls import planted_control_model, planted_films
+from cxrkit.spread import parse_seeds
 
 #: Grad-CAM layers of SmallCNN, from the class-evidence map back to the stem, with each cell's size at 128 px.
 LAYERS = {"head (last_conv)": "head", "blocks.3": "blocks.3", "blocks.2": "blocks.2", "blocks.1": "blocks.1",
           "blocks.0": "blocks.0"}
 #: Input-gradient methods, as references (they point at the disc on every recorded seed).
 REFERENCES = ("vanilla_gradient", "integrated_gradients")
-
-
-def seeds_of(text: str) -> list[int]:
-    """``"0-4"`` → [0, 1, 2, 3, 4]; ``"0,4"`` → [0, 4]."""
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def hit_rates(seed: int, films: int) -> tuple[dict[str, float], float]:
@@ -68,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     names = [*LAYERS, *REFERENCES]
     lines = ["| seed | " + " | ".join(names) + " | model s |", "|---:|" + "---:|" * (len(names) + 1)]
-    for seed in seeds_of(args.seeds):
+    for seed in parse_seeds(args.seeds):
         rates, seconds = hit_rates(seed, args.films)
         lines.append(f"| {seed} | " + " | ".join(f"{rates[n]:.2f}" for n in names) + f" | {seconds:.0f} |")
         print(lines[-1], flush=True)

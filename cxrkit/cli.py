@@ -66,8 +66,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def command_of(argv: Sequence[str]) -> str | None:
-    """The subcommand ``argv`` asks for: its first word that is not a flag (``cxrkit --debug prep …`` → ``prep``)."""
-    return next((word for word in argv if not word.startswith("-")), None)
+    """The subcommand ``argv`` asks for: its first word that is not a flag (``cxrkit --debug prep …`` → ``prep``).
+
+    None when a help flag comes first (``cxrkit --help prep`` shows the whole help, every command listed).
+    """
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def expected_error(err: BaseException) -> str | None:

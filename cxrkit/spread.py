@@ -35,7 +35,8 @@ from typing import Any, Callable, Iterator, Sequence
 from cxrkit import runner  # runner.run_notebooks through the module, so a test can stand in for the runs
 from cxrkit.artifacts import HASHED_SUFFIXES, PACKAGE_ROOT, code_version
 from cxrkit.atomic import replacing, write_text
-from cxrkit.checked_outputs import checked_outputs, frozen_differences, nbformat, sanitize_patterns, seed_dependent_cells
+from cxrkit.checked_outputs import checked_outputs, frozen_differences, sanitize_patterns, seed_dependent_cells
+from cxrkit.lazy import lazy_import
 from cxrkit.paths import REPO_ROOT, cxrkit_home
 from cxrkit.profiles import check_profile, validate_params
 from cxrkit.reproduce import (  # noqa: F401
@@ -48,6 +49,8 @@ from cxrkit.reproduce import (  # noqa: F401
     spread_tolerance,
 )
 from cxrkit.runner import add_notebook_options, discover_notebooks, only_option, parse_overrides
+
+nbformat = lazy_import("nbformat")  # seconds to import: only collecting the checked outputs needs it
 
 #: Modules that no notebook runs (the tools around the runs); editing them does not make a seed's run stale.
 TOOL_MODULES = ("spread.py", "reproduce.py", "checked_outputs.py", "report.py", "student.py", "cli.py", "__main__.py")

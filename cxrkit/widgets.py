@@ -256,16 +256,19 @@ class LocalizationExplorer:
         if len(labels) != n:
             raise ValueError(f"{len(labels)} film labels for {n} films")
         low, high, step = threshold_range
-        self.film = ipywidgets.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0, description="film")
+        self.film = ipywidgets.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0,
+                                        description="film")
         self.method = ipywidgets.Dropdown(options=list(self.maps), value=list(self.maps)[0], description="method")
-        self.threshold = ipywidgets.FloatSlider(value=float(threshold), min=low, max=high, step=step, description="threshold",
-                                       continuous_update=False, readout_format=".2f")
-        self.clustering = ipywidgets.Dropdown(options=list(CLUSTER_METHODS), value=clustering, description="clustering")
+        self.threshold = ipywidgets.FloatSlider(value=float(threshold), min=low, max=high, step=step,
+                                                description="threshold", continuous_update=False, readout_format=".2f")
+        self.clustering = ipywidgets.Dropdown(options=list(CLUSTER_METHODS), value=clustering,
+                                              description="clustering")
         self.counts = ipywidgets.HTML()
         self.figure = ipywidgets.HTML()
         for name in ("film", "method", "threshold", "clustering", "counts", "figure"):
             getattr(self, name).add_class(CSS_CLASSES[name])
-        controls = ipywidgets.HBox([ipywidgets.VBox([self.film, self.method]), ipywidgets.VBox([self.threshold, self.clustering])])
+        controls = ipywidgets.HBox([ipywidgets.VBox([self.film, self.method]),
+                                    ipywidgets.VBox([self.threshold, self.clustering])])
         self.widget = ipywidgets.VBox([controls, self.counts, self.figure])
         self.widget.add_class(CSS_CLASSES["container"])
         for control in (self.film, self.method, self.threshold, self.clustering):

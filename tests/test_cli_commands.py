@@ -26,7 +26,8 @@ def test_one_command_builds_a_parser_with_its_module_alone(command):
 
 @pytest.mark.parametrize("argv, expected", [
     (["prep", "--dataset", "x"], "prep"), (["--debug", "train", "--stop-after", "1"], "train"),
-    (["--help"], None), ([], None), (["no-such-command"], "no-such-command"),
+    (["--help"], None), ([], None), (["no-such-command"], "no-such-command"), (["--help", "prep"], None),
+    (["prep", "--help"], "prep"),
 ])
 def test_the_command_is_the_first_word_that_is_not_a_flag(argv, expected):
     assert cli.command_of(argv) == expected
