@@ -47,8 +47,6 @@ _PERSIST: dict[str, float] = {
     "Pleural Effusion": 0.80, "Fracture": 0.95, "Support Devices": 0.70,
 }
 _FACTOR_PERSIST = (0.75, 0.95, 0.55)  # sick, cardiac, infection
-#: Chance that the film after a pneumothorax shows a chest tube when the shortcut is on.
-CHEST_TUBE_AFTER_PTX = 0.85
 #: Chest-tube rate per film, independent of everything, when the shortcut is off.
 CHEST_TUBE_BACKGROUND = 0.02
 #: Findings the radiologist may miss when they are subtle; devices are never missed.
@@ -266,15 +264,17 @@ def sample_patient(params: SynthParams, index: int, subject_id: int, study_ids: 
             if device_prefs["cvc"] < 0.6 or not devices:
                 devices.append("cvc_ij" if device_prefs["cvc_side"] < 0.65 else "cvc_subclavian")
         if params.use_chest_tube_shortcut:
-            tube = k > 0 and prev_ptx and rng.random() < CHEST_TUBE_AFTER_PTX
+            # a drain on the pneumothorax film itself, or on the treated follow-up film (SynthParams owns the rates)
+            tube = (("Pneumothorax" in findings and rng.random() < params.chest_tube_on_ptx)
+                    or (k > 0 and prev_ptx and rng.random() < params.chest_tube_after_ptx))
         else:
             tube = rng.random() < CHEST_TUBE_BACKGROUND
         if tube:
             side = findings["Pneumothorax"].side if "Pneumothorax" in findings else (
                 prev.findings["Pneumothorax"].side if prev and "Pneumothorax" in prev.findings else attrs["Pneumothorax"]["side"])
             devices.append("chest_tube_" + side)
-            if "Pneumothorax" in findings:  # a drained pneumothorax is smaller
-                findings["Pneumothorax"].severity = max(0.04, findings["Pneumothorax"].severity * 0.5)
+            if "Pneumothorax" in findings:  # a drained pneumothorax may be smaller
+                findings["Pneumothorax"].severity = max(0.04, findings["Pneumothorax"].severity * params.drained_ptx_severity)
         if devices:
             findings.setdefault("Support Devices", Finding(severity=1.0, side=""))
             findings["Support Devices"].detail = {"devices": list(devices)}

@@ -28,7 +28,7 @@ DEFAULT_IMAGE_SIZE = 320
 TRANSFER_SYNTAXES = ("rle", "deflate", "explicit")
 
 #: Bumped whenever the generator's output changes, so cached cohorts keyed by the parameters are not reused.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 @dataclass
@@ -45,6 +45,12 @@ class SynthParams:
     confounders: bool = True
     #: follow-up films of a treated pneumothorax mostly show a chest tube (the classic shortcut).
     chest_tube_shortcut: bool = True
+    #: with the shortcut on: chance that a film showing a pneumothorax also shows a drain on its side.
+    chest_tube_on_ptx: float = 0.6
+    #: with the shortcut on: chance that the film after a pneumothorax shows a chest tube (a treated follow-up).
+    chest_tube_after_ptx: float = 0.9
+    #: a drained pneumothorax's severity is multiplied by this (1.0: a drain does not shrink it on the same film).
+    drained_ptx_severity: float = 1.0
     #: sicker patients get more portable AP films and more support devices.
     sick_portable: bool = True
     #: Site A is sicker than Site B and burns a different marker into its films.
@@ -92,6 +98,11 @@ class SynthParams:
         if self.generator_version != GENERATOR_VERSION:
             raise ValueError(f"cohort made by generator version {self.generator_version}; this is version "
                              f"{GENERATOR_VERSION}: regenerate it in a new folder")
+        for name in ("chest_tube_on_ptx", "chest_tube_after_ptx", "drained_ptx_severity"):
+            value = float(getattr(self, name))
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+            setattr(self, name, value)
         if not 0 < self.site_share < 1:
             raise ValueError(f"site_share must lie in (0, 1), got {self.site_share}")
         if len(self.studies_per_patient) < 1 or abs(sum(self.studies_per_patient) - 1.0) > 1e-6:
