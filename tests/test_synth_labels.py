@@ -152,3 +152,25 @@ def test_indication_names_only_the_known_history():
             if study.index == 0:
                 assert known <= set(study.findings), "a first film's history can only be a chronic present finding"
     assert named_any > 50 and first_named > 10  # the history is written often enough to carry signal
+
+
+def test_chest_tube_rule_follows_its_parameters():
+    """The drain rates and the drained size are SynthParams fields, and the generator obeys each of them."""
+    base = dict(patients=800, seed=5)
+    on_film = sample_labels(SynthParams(**base, chest_tube_on_ptx=1.0, chest_tube_after_ptx=0.0))
+    ptx = on_film["Pneumothorax"] == 1
+    assert ptx.sum() > 20 and on_film.loc[ptx, "has_chest_tube"].all()  # every pneumothorax film drained
+    assert on_film.loc[~ptx, "has_chest_tube"].sum() == 0  # and no follow-up drains
+    follow_only = sample_labels(SynthParams(**base, chest_tube_on_ptx=0.0, chest_tube_after_ptx=1.0))
+    df = follow_only.sort_values(["subject_id", "study_index"])
+    prev_ptx = df.groupby("subject_id")["Pneumothorax"].shift(1)
+    assert df.loc[prev_ptx == 1, "has_chest_tube"].all()
+    assert df.loc[prev_ptx != 1, "has_chest_tube"].sum() == 0
+    none = sample_labels(SynthParams(**base, chest_tube_on_ptx=0.0, chest_tube_after_ptx=0.0))
+    assert none["has_chest_tube"].sum() == 0
+
+
+@pytest.mark.parametrize("name", ["chest_tube_on_ptx", "chest_tube_after_ptx", "drained_ptx_severity"])
+def test_chest_tube_parameters_are_validated(name):
+    with pytest.raises(ValueError, match=name):
+        SynthParams(**{name: 1.5})
