@@ -43,7 +43,7 @@ class SynthParams:
     image_size: int = DEFAULT_IMAGE_SIZE
     #: master switch for the three confounders below (each also has its own flag).
     confounders: bool = True
-    #: follow-up films of a treated pneumothorax mostly show a chest tube (the classic shortcut).
+    #: pneumothorax films and the films after them often show a chest tube (the classic shortcut; rates below).
     chest_tube_shortcut: bool = True
     #: with the shortcut on: chance that a film showing a pneumothorax also shows a drain on its side.
     chest_tube_on_ptx: float = 0.6
@@ -111,7 +111,7 @@ class SynthParams:
     # -- effective confounder switches -------------------------------------------------------
     @property
     def use_chest_tube_shortcut(self) -> bool:
-        """Whether treated pneumothoraces get chest tubes in follow-up films (notebook 01, data prep)."""
+        """Whether pneumothoraces get chest tubes on their own and follow-up films (notebook 01, data prep)."""
         return self.confounders and self.chest_tube_shortcut
 
     @property
