@@ -52,7 +52,7 @@ VARIANTS: dict[str, dict] = {
     "60 epochs (the class recipe)": {},
     "balanced positive weights": dict(epochs=40, pos_weight="balanced"),
     "peak lr 2e-3": dict(epochs=40, lr=2e-3),
-    "60 epochs, peak lr 2e-3": dict(lr=2e-3),
+    "60 epochs with peak lr 2e-3": dict(lr=2e-3),
     "80 epochs": dict(epochs=80),
 }
 
