@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the class profile's)")
     parser.add_argument("--out", default=None, help="write the table as markdown to this file")
     args = parser.parse_args(argv)
-    rows = []
-    for rule in args.variants.split(","):
+    rules, seeds = args.variants.split(","), parse_seeds(args.seeds)
+    for rule in rules:
         parse_rule(rule)  # a bad rule fails before any training
-    for rule in args.variants.split(","):
-        for seed in parse_seeds(args.seeds):
+    rows = []
+    for rule in rules:
+        for seed in seeds:
             rows.append(run(rule, seed, args.epochs))
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
