@@ -50,3 +50,45 @@ def test_a_fusion_on_the_minilm_text_cnn_never_shares_the_plain_ones_key():
     on_plain = fusion_model_key(P, "early", "indication", text_key=plain)
     assert on_plain == fusion_model_key(P, "early", "indication")  # the default: P's plain text CNN
     assert fusion_model_key(P, "early", "indication", text_key=minilm) != on_plain
+
+
+def test_each_shared_part_is_built_once_inside_the_timing_of_the_first_model_that_ships_it(tmp_path, monkeypatch):
+    """The image model and the report vectors are timed as their own course models, not built before the timed loop."""
+    import types
+
+    from cxrkit import paths
+    from cxrkit.recipes import course
+
+    monkeypatch.setattr(paths, "SHIPPED_ROOT", tmp_path / "shipped")
+    P = get_profile("class")
+    keys, events = course_keys(P), []
+
+    def built(name: str | None, event: str, **extra):
+        events.append(event)
+        folder = tmp_path / "home" / event.replace(" ", "_")
+        if name is not None:  # a shipped course model: its folder is named after its key, as the real recipes'
+            kind, key = keys[name]
+            folder = tmp_path / "home" / kind / paths.shipped_dir(kind, key).name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "meta.json").write_text("{}")
+        return types.SimpleNamespace(folder=folder, loaded=False, **extra)
+
+    monkeypatch.setattr(course, "prepare", lambda P, progress: events.append("prepare"))
+    monkeypatch.setattr(course, "trained_image_model", lambda P, prepared, **kw: built("image_models", "image"))
+    monkeypatch.setattr(course, "report_vectors", lambda P, prepared, **kw: built("sentence_embeddings", "vectors"))
+    monkeypatch.setattr(course, "shuffled_label_control", lambda P, prepared, **kw: built("shuffled_label_models", "shuffled"))
+    monkeypatch.setattr(course, "planted_control_model", lambda P, prepared, **kw: built("planted_models", "planted"))
+    monkeypatch.setattr(course, "trained_text_model", lambda P, source, pretrained, prepared, **kw: built(
+        name if (name := course._text_name(source, pretrained)) in keys else None, f"text {source} {pretrained}",
+        source=source))
+    monkeypatch.setattr(course, "trained_fusion_model", lambda P, method, prepared, image, text, **kw: built(
+        f"fusion_models/{method}_{text.source}", f"fusion {method} {text.source}"))
+    monkeypatch.setattr(course, "trained_alignment_model", lambda P, prepared, pairs, vectors, **kw: built(
+        f"alignment_models/{pairs}", f"alignment {pairs}"))
+    echo = lambda line: events.append(line.split(":")[0])  # noqa: E731 — "image_models: trained in 0 s → …"
+    shipped = course.build_course_models(P, progress=False, echo=echo)
+    assert set(shipped) == set(keys)
+    assert events[:3] == ["prepare", "image", "image_models"]  # built inside its own timing, not before the loop
+    assert events.count("image") == 1 and events.count("vectors") == 1
+    assert events.count("text indication False") == 1  # three fusions share one plain text CNN
+    assert events[events.index("vectors") + 1] == "sentence_embeddings"

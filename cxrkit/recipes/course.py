@@ -17,6 +17,7 @@ reviewer's machine, and ``cxrkit spread`` trains them afresh for every other see
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -98,18 +99,13 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
     Folders of these kinds that the package shipped for an older key are removed: they could never load again.
     """
     prepared = prepare(P, progress=progress)
-    image = trained_image_model(P, prepared, progress=progress, force=rebuild)
-    texts: dict[tuple[str, bool], Any] = {}
-
-    def text(source: str, pretrained: bool = False) -> Any:  # each text model built once: shipped, or a fusion's part
-        if (source, pretrained) not in texts:
-            texts[source, pretrained] = trained_text_model(P, source, pretrained, prepared, progress=progress,
-                                                           force=rebuild)
-        return texts[source, pretrained]
-
-    vectors = report_vectors(P, prepared, progress=progress, force=rebuild)
+    # each shared part is built once, when the first model that needs it is timed: shipped itself, or a later part
+    image = functools.cache(lambda: trained_image_model(P, prepared, progress=progress, force=rebuild))
+    text = functools.cache(lambda source, pretrained: trained_text_model(P, source, pretrained, prepared,
+                                                                         progress=progress, force=rebuild))
+    vectors = functools.cache(lambda: report_vectors(P, prepared, progress=progress, force=rebuild))
     builders: dict[str, Callable[[], Any]] = {
-        "image_models": lambda: image,
+        "image_models": image,
         "shuffled_label_models": lambda: shuffled_label_control(P, prepared, progress=progress, force=rebuild),
         "planted_models": lambda: planted_control_model(P, prepared, progress=progress, force=rebuild),
     }
@@ -117,12 +113,12 @@ def build_course_models(P: dict[str, Any], *, rebuild: bool = False, progress: b
         builders[_text_name(source, pretrained)] = lambda s=source, v=pretrained: text(s, v)
     for method, source in COURSE_FUSION_MODELS:
         builders[f"fusion_models/{method}_{source}"] = (
-            lambda m=method, s=source: trained_fusion_model(P, m, prepared, image=image, text=text(s), progress=progress,
-                                                            force=rebuild))
-    builders["sentence_embeddings"] = lambda: vectors
+            lambda m=method, s=source: trained_fusion_model(P, m, prepared, image=image(), text=text(s, False),
+                                                            progress=progress, force=rebuild))
+    builders["sentence_embeddings"] = vectors
     for pairs in PAIRINGS:
         builders[f"alignment_models/{pairs}"] = (
-            lambda p=pairs: trained_alignment_model(P, prepared, pairs=p, vectors=vectors, progress=progress,
+            lambda p=pairs: trained_alignment_model(P, prepared, pairs=p, vectors=vectors(), progress=progress,
                                                     force=rebuild))
     keys, shipped = course_keys(P), {}
     for name, (kind, key) in keys.items():
