@@ -7,7 +7,7 @@ film, keeps the disc in place: for each seed it loads (or trains, ~1.5 min on 2 
 scores Grad-CAM at each conv block with the kit's pointing game (tolerance 3 % of the side) on the first
 ``--films`` test films that carry the disc, beside vanilla gradients and integrated gradients as references.
 
-    python benchmarks/planted_gradcam_layers.py [--seeds 0-4] [--films 20] [--control-epochs N] [--out benchmarks/results/planted_gradcam_layers.md]
+    python benchmarks/planted_gradcam_layers.py [--seeds 0-4] [--films 20] [--control-epochs N] [--lr X] [--out benchmarks/results/planted_gradcam_layers.md]
 """
 from __future__ import annotations
 
@@ -33,11 +33,14 @@ LAYERS = {"head (last_conv)": "head", "blocks.3": "blocks.3", "blocks.2": "block
 REFERENCES = ("vanilla_gradient", "integrated_gradients")
 
 
-def hit_rates(seed: int, films: int, control_epochs: int | None = None) -> tuple[dict[str, float], float]:
+def hit_rates(seed: int, films: int, control_epochs: int | None = None,
+              lr: float | None = None) -> tuple[dict[str, float], float]:
     """Pointing-game hit rate per layer and reference method on one seed's planted control, and its training/loading seconds."""
     P = {**use_profile("class"), "seed": seed}
     if control_epochs is not None:
         P["control_epochs"] = control_epochs
+    if lr is not None:
+        P["lr"] = lr
     prepared = prepare(P, progress=False)
     test = planted_films(P, prepared, "test")
     start = time.perf_counter()
@@ -60,12 +63,13 @@ def main() -> None:
     ap.add_argument("--seeds", default="0-4")
     ap.add_argument("--films", type=int, default=20)
     ap.add_argument("--control-epochs", type=int, default=None, help="the planted control's epochs (default: the profile's)")
+    ap.add_argument("--lr", type=float, default=None, help="the peak learning rate (default: the profile's)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     args = ap.parse_args()
     names = [*LAYERS, *REFERENCES]
     lines = ["| seed | " + " | ".join(names) + " | model s |", "|---:|" + "---:|" * (len(names) + 1)]
     for seed in parse_seeds(args.seeds):
-        rates, seconds = hit_rates(seed, args.films, args.control_epochs)
+        rates, seconds = hit_rates(seed, args.films, args.control_epochs, args.lr)
         lines.append(f"| {seed} | " + " | ".join(f"{rates[n]:.2f}" for n in names) + f" | {seconds:.0f} |")
         print(lines[-1], flush=True)
     table = "\n".join(lines)
