@@ -95,7 +95,7 @@ def figure(films: np.ndarray, masks: dict[str, np.ndarray], table: pd.DataFrame,
     fig.tight_layout()
     fig.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(METHODS), frameon=False,
                title="each method's strongest pixel (filled: within the tolerance of the red truth mask)")
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    fig.savefig(path, dpi=60, bbox_inches="tight")
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
