@@ -23,10 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
-from cxrkit.explain.pointing import pointing_tolerance_px  # noqa: E402
-from cxrkit.explain.truth import as_map  # noqa: E402
+from cxrkit.explain.pointing import pointing_rows, pointing_tolerance_px  # noqa: E402
 from cxrkit.prep import prepare, resolve_dataset  # noqa: E402
 from cxrkit.profiles import get_profile  # noqa: E402
 from cxrkit.recipes.image import image_loaders, trained_image_model  # noqa: E402
@@ -34,7 +32,7 @@ from image_recipe import FOCAL, METHODS, focal_films, markdown, method_maps  # n
 
 
 def maximum_side(r: float, c: float, mask: np.ndarray) -> str:
-    """The side of ``mask``'s bounding box on which pixel (r, c) lies ("inside" when within it), in image terms."""
+    """The side of ``mask``'s bounding box on which pixel (r, c) lies ("inside box" when within it), in image terms."""
     rows, cols = np.nonzero(mask)
     dy = r - rows.min() if r < rows.min() else r - rows.max() if r > rows.max() else 0
     dx = c - cols.min() if c < cols.min() else c - cols.max() if c > cols.max() else 0
@@ -45,29 +43,22 @@ def maximum_side(r: float, c: float, mask: np.ndarray) -> str:
     return "below" if dy > 0 else "above"
 
 
-def miss_rows(maps: dict[str, np.ndarray], masks: np.ndarray, finding: str, tolerance: float) -> pd.DataFrame:
-    """One row per (method, film): the maximum's position, its distance to the mask, whether it is a hit, and its side."""
-    rows = []
-    for method, stack in maps.items():
-        for j, (raw, mask) in enumerate(zip(stack, masks)):
-            a = as_map(raw)
-            evidence = bool(a.max() > 0)
-            r, c = np.unravel_index(int(np.argmax(a)), a.shape)
-            distance = float(ndimage.distance_transform_edt(~mask)[r, c])
-            rows.append({"finding": finding, "method": method, "film": j, "r": r, "c": c, "evidence": evidence,
-                         "distance": distance, "hit": evidence and distance <= tolerance,
-                         "side": maximum_side(r, c, mask) if distance > 0 else "on mask"})
-    return pd.DataFrame(rows)
+def miss_rows(maps: dict[str, np.ndarray], masks: np.ndarray, finding: str) -> pd.DataFrame:
+    """The kit's pointing rows (hit, evidence, the maximum's position and distance), with the side of each maximum."""
+    rows = pointing_rows(maps, masks, finding)
+    rows["side"] = [maximum_side(r.row, r.col, masks[r.film]) if r.distance > 0 else "on mask"
+                    for r in rows.itertuples()]
+    return rows
 
 
 def summary(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     """Per finding and method: hit rate, misses, their median distance, shares within 2× and 3× the tolerance, commonest side."""
     out = []
     for (finding, method), group in table.groupby(["finding", "method"], sort=False):
-        misses = group[~group["hit"] & group["evidence"]]
+        misses = group[~group["hit"] & ~group["no_evidence"]]
         sides = misses["side"].value_counts()
         out.append({"finding": finding, "method": method, "hit rate": round(group["hit"].mean(), 2),
-                    "misses": len(misses), "no evidence": int((~group["evidence"]).sum()),
+                    "misses": len(misses), "no evidence": int(group["no_evidence"].sum()),
                     "miss median px": round(misses["distance"].median(), 1) if len(misses) else float("nan"),
                     "misses ≤ 2× tol": int((misses["distance"] <= 2 * tolerance).sum()),
                     "misses ≤ 3× tol": int((misses["distance"] <= 3 * tolerance).sum()),
@@ -78,6 +69,7 @@ def summary(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
 def figure(films: np.ndarray, masks: dict[str, np.ndarray], table: pd.DataFrame, path: Path, per_finding: int = 6) -> None:
     """Films per focal finding with the truth contour and each method's maximum (filled: hit, open: miss)."""
     markers = dict(zip(METHODS, ("o", "s", "^")))
+    table = table.set_index(["finding", "method", "film"])
     fig, axes = plt.subplots(len(FOCAL), per_finding, figsize=(2.2 * per_finding, 2.3 * len(FOCAL)))
     for i, finding in enumerate(FOCAL):
         idx, mask = masks[finding]
@@ -86,8 +78,8 @@ def figure(films: np.ndarray, masks: dict[str, np.ndarray], table: pd.DataFrame,
             ax.imshow(films[idx[j]], cmap="gray")
             ax.contour(mask[j].astype(float), levels=[0.5], colors="red", linewidths=0.7)
             for method in METHODS:
-                row = table[(table["finding"] == finding) & (table["method"] == method) & (table["film"] == j)].iloc[0]
-                ax.plot(row["c"], row["r"], markers[method], ms=7, mec="cyan", mfc="cyan" if row["hit"] else "none",
+                row = table.loc[(finding, method, j)]
+                ax.plot(row["col"], row["row"], markers[method], ms=7, mec="cyan", mfc="cyan" if row["hit"] else "none",
                         label=method if (i, j) == (0, 0) else None)
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
@@ -118,7 +110,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for finding, (idx, masks) in chosen.items():
         x = torch.as_tensor(test_films[idx], dtype=torch.float32)[:, None].div(255)
         maps = method_maps(built.model, x, labels.index(finding), args.ig_steps)
-        parts.append(miss_rows(maps, masks.astype(bool), finding, tolerance))
+        parts.append(miss_rows(maps, masks.astype(bool), finding))
     table = pd.concat(parts, ignore_index=True)
     text = markdown(summary(table, tolerance))
     print(f"seed {args.seed} ({'loaded' if built.loaded else 'trained'}), tolerance {tolerance:.2f} px\n\n{text}")

@@ -25,6 +25,13 @@ def test_hit_needs_the_peak_within_the_tolerance():
     assert pointing_tolerance_px((128, 128)) == pytest.approx(3.84)
 
 
+def test_each_row_says_where_the_peak_lies_and_how_far_from_the_mask():
+    near = np.zeros((1, 20, 20))
+    near[0, 11, 7] = 1.0  # two pixels below the mask (rows 5-9)
+    row = pointing_rows({"near": near}, np.stack([_mask()]), "Effusion", tolerance=1.0).iloc[0]
+    assert (row["row"], row["col"], row["distance"]) == (11, 7, 2.0) and not row["hit"]
+
+
 def test_a_map_without_positive_evidence_is_a_counted_miss_never_a_dropped_nan():
     masks = np.stack([_mask(), _mask(), _mask()])
     maps = np.zeros((3, 20, 20))

@@ -39,13 +39,14 @@ def pointing_rows(maps: Mapping[str, np.ndarray], masks: np.ndarray, finding: st
     ``masks`` the ``(N, H, W)`` truth at the maps' size. Columns: ``finding``, ``film``, ``method``, ``hit``
     (the strongest positive pixel lies within ``tolerance`` pixels of the mask; default
     :func:`pointing_tolerance_px`), ``no_evidence`` (the map has no positive value), ``mass_inside`` (share of
-    the positive mass on the mask, NaN without evidence) and ``mask_share`` (the chance of a random pixel).
+    the positive mass on the mask, NaN without evidence), ``mask_share`` (the chance of a random pixel), and
+    where the strongest pixel lies: ``row``, ``col`` and ``distance`` (pixels to the mask; 0 on it).
     """
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 3 or not masks.reshape(len(masks), -1).any(1).all():
         raise ValueError(f"masks must be (N, H, W) with every mask non-empty at the map size; got shape {masks.shape}")
     tol = pointing_tolerance_px(masks.shape) if tolerance is None else float(tolerance)
-    near = [ndimage.distance_transform_edt(~m) <= tol for m in masks]
+    distances = [ndimage.distance_transform_edt(~m) for m in masks]
     rows = []
     for method, stack in maps.items():
         stack = np.asarray(stack)
@@ -57,9 +58,10 @@ def pointing_rows(maps: Mapping[str, np.ndarray], masks: np.ndarray, finding: st
             evidence = bool(positive.max() > 0)
             r, c = np.unravel_index(int(np.argmax(a)), a.shape)
             rows.append({"finding": finding, "film": j, "method": method,
-                         "hit": bool(evidence and near[j][r, c]), "no_evidence": not evidence,
+                         "hit": bool(evidence and distances[j][r, c] <= tol), "no_evidence": not evidence,
                          "mass_inside": float(positive[mask].sum() / positive.sum()) if evidence else float("nan"),
-                         "mask_share": float(mask.mean())})
+                         "mask_share": float(mask.mean()), "row": int(r), "col": int(c),
+                         "distance": float(distances[j][r, c])})
     return pd.DataFrame(rows)
 
 
