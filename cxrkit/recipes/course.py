@@ -1,6 +1,6 @@
 """``cxrkit course-models``: build the course models and ship them inside the package (``make course-models``).
 
-The class recipe trains the image CNN for 60 epochs — minutes on a laptop CPU, too long for a lecture and
+The class recipe trains the image CNN for 80 epochs — minutes on a laptop CPU, too long for a lecture and
 for a fresh clone's ``make run``. So the kit ships what exactly that recipe produced on the class cohort: the
 image model of notebook 02, the two control models of notebook 05 (shuffled labels, planted signal), and the
 text CNNs and fusion models notebooks 03 and 04 compare (seconds each, but together about 100 of ``make run``'s
