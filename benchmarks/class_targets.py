@@ -17,10 +17,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-FOCAL_SLUGS = ("pleural_effusion", "pneumothorax", "lung_lesion", "consolidation", "cardiomegaly")
+from cxrkit.labels import label_slug
+
+#: Issue 15's five focal findings, as notebook 05 names them in its metrics.
+FOCAL_SLUGS = tuple(label_slug(finding) for finding in
+                    ("Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Cardiomegaly"))
 BASELINE_MAPS = ("random", "centre_bias")
-PLANTED_METHODS = ("vanilla_gradient", "gradient_x_input", "smoothgrad", "gradcam", "integrated_gradients")
 SANITY_METHODS = ("gradcam", "integrated_gradients")
+PLANTED_PREFIX = "planted_pointing_game_"
 
 #: A target: its name, the threshold, and the value a seed's metrics give (the target is met when value ≥ threshold).
 Target = tuple[str, float, Callable[[dict], float]]
@@ -43,16 +47,24 @@ def best_method(m: dict) -> str:
     return max(methods, key=lambda method: m[f"pointing_game_{method}"])
 
 
+def planted_methods(m: dict) -> list[str]:
+    """The methods notebook 05 scored on the planted disc, in its order, read from a seed's metrics."""
+    methods = [k[len(PLANTED_PREFIX):] for k in m if k.startswith(PLANTED_PREFIX)]
+    return [method for method in methods if method not in BASELINE_MAPS]
+
+
 def sanity_passed(m: dict) -> float:
+    """1.0 when neither Grad-CAM nor IG is among the methods notebook 05 recorded as failing a sanity check."""
     failed = {name.strip() for name in str(m.get("sanity_failed_methods", "")).split(",") if name.strip()}
     return float(not failed & set(SANITY_METHODS))
 
 
-def targets() -> list[Target]:
-    """Issue 15's targets, in its order; each value is compared with ``>=`` to its threshold."""
+def targets(planted: list[str]) -> list[Target]:
+    """Issue 15's targets, in its order, with a row per ``planted`` method; each value is compared with ``>=``."""
     out: list[Target] = [
         ("image test macro AUROC", 0.85, lambda m: m["image_test_macro_auroc"]),
-        ("image AUROC − global-cue baseline", 0.08, lambda m: m["image_test_macro_auroc"] - m["image_global_cue_auroc"]),
+        ("image AUROC − global-cue baseline", 0.08,
+         lambda m: m["image_test_macro_auroc"] - m["image_global_cue_auroc"]),
         ("best method's pointing game (mean of 5)", 0.6, lambda m: m[f"pointing_game_{best_method(m)}"]),
     ]
     for slug in FOCAL_SLUGS:
@@ -67,9 +79,9 @@ def targets() -> list[Target]:
          lambda m: m["ptx_auroc_with_tube"] - m["ptx_auroc_without_tube"]),
         ("planted control test AUROC", 0.95, lambda m: m["planted_auroc"]),
     ]
-    for method in PLANTED_METHODS:
+    for method in planted:
         out.append((f"planted pointing game: {method.replace('_', ' ')}", 0.9,
-                    lambda m, k=method: m[f"planted_pointing_game_{k}"]))
+                    lambda m, k=method: m[PLANTED_PREFIX + k]))
     out.append(("kit loop / bare loop (a timing: this CPU's, not compared by reproduce)", 0.95,
                 lambda m: m["loop_speed_ratio"]))
     return out
@@ -79,7 +91,7 @@ def judge(spread: dict) -> pd.DataFrame:
     """A row per target: every seed's value, the worst and the mean, and whether each of the two meets the threshold."""
     per_seed = seed_metrics(spread)
     rows = []
-    for name, threshold, value in targets():
+    for name, threshold, value in targets(planted_methods(per_seed[0])):
         values = np.array([value(m) for m in per_seed], dtype=float)
         row = {"target": name, "threshold": f"≥ {threshold:g}" if threshold > 1e-6 else "> 0"}
         row.update({f"seed {s}": round(v, 3) for s, v in zip(spread["seeds"], values)})
